@@ -177,7 +177,6 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", p, r, err, h)
 		}
 	}
-	// Find two hashes that share a 1-digit prefix; pad to 4 digits where they still agree.
 	for _, tc := range []struct {
 		name, prefix, want string
 	}{
@@ -195,23 +194,21 @@ func TestResolve(t *testing.T) {
 		t.Errorf("unknown prefix error %v does not wrap ErrNoRun", err)
 	}
 
-	// Ambiguity needs two runs sharing 4 digits: add runs until that happens.
-	seen := map[string]string{}
-	for _, h := range hashes {
-		seen[h[:4]] = h
-	}
-	for i := 0; ; i++ {
-		h := newRun(t, s, fmt.Sprintf(`{"amb":%d}`, i))
-		if other, ok := seen[h[:4]]; ok {
-			_, err := s.Resolve(h[:4])
-			var amb *AmbiguousError
-			if !errors.As(err, &amb) || len(amb.Candidates) != 2 ||
-				!strings.Contains(err.Error(), Short(h)) || !strings.Contains(err.Error(), Short(other)) {
-				t.Fatalf("Resolve(%q) = %v; want an AmbiguousError listing %s and %s", h[:4], err, Short(h), Short(other))
-			}
-			break
+	// Ambiguity: two run folders sharing a 6-digit prefix (Resolve reads folder names only).
+	a, b := "abcdef"+strings.Repeat("0", 58), "abcdef"+strings.Repeat("1", 58)
+	for _, h := range []string{a, b} {
+		if err := os.Mkdir(s.RunDir(h), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		seen[h[:4]] = h
+	}
+	_, err = s.Resolve("ABCD")
+	var amb *AmbiguousError
+	if !errors.As(err, &amb) || !reflect.DeepEqual(amb.Candidates, []string{a, b}) ||
+		!strings.Contains(err.Error(), Short(a)) || !strings.Contains(err.Error(), Short(b)) {
+		t.Fatalf("Resolve(ABCD) = %v; want an AmbiguousError listing %s and %s", err, Short(a), Short(b))
+	}
+	if r, err := s.Resolve(a[:7]); err != nil || r != a {
+		t.Errorf("Resolve(%q) = %q, %v", a[:7], r, err)
 	}
 }
 
