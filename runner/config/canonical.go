@@ -1,0 +1,239 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Canonical returns the canonical JSON of the hashed keys: one object per table, keys sorted,
+// integers as integers, floats as strconv.FormatFloat(v, 'g', -1, 64) (so 2e-4 and 0.0002 are
+// the same bytes), no spaces. data.dir and [runtime] are left out. The hash is the SHA-256 of
+// exactly these bytes, and the run store keeps them as canonical.json.
+//
+// Canonical is meant for valid configs: a NaN or infinite float (which Validate rejects)
+// would not give valid JSON.
+func (c Config) Canonical() []byte {
+	// Group the hashed keys by table; both levels are then written in sorted order.
+	top := map[string]string{}             // top-level key -> JSON value
+	tabs := map[string]map[string]string{} // table -> key -> JSON value
+	for _, f := range fields {
+		if !f.hashed {
+			continue
+		}
+		v, _ := c.Get(f.key)
+		j := jsonValue(v)
+		if table, key, ok := strings.Cut(f.key, "."); ok {
+			if tabs[table] == nil {
+				tabs[table] = map[string]string{}
+			}
+			tabs[table][key] = j
+		} else {
+			top[f.key] = j
+		}
+	}
+	for t, kv := range tabs {
+		var b strings.Builder
+		writeObject(&b, kv)
+		top[t] = b.String()
+	}
+	var b strings.Builder
+	writeObject(&b, top)
+	return []byte(b.String())
+}
+
+func writeObject(b *strings.Builder, kv map[string]string) {
+	b.WriteByte('{')
+	for i, k := range sortedKeys(kv) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(jsonString(k) + ":" + kv[k])
+	}
+	b.WriteByte('}')
+}
+
+func jsonValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return jsonString(x)
+	case float64:
+		return formatFloat(x)
+	default: // int64, bool
+		return fmt.Sprint(x)
+	}
+}
+
+// jsonString quotes s as a JSON string; unlike encoding/json it leaves <, > and & alone.
+func jsonString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteString(`\` + string(r))
+		case r < 0x20 || r == 0x7f || r == utf8.RuneError:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// formatFloat is the one float spelling of the canonical form and of FormatValue.
+func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+// Hash is the SHA-256 of a config's canonical form: the name of its run.
+type Hash [32]byte
+
+// Hash returns the SHA-256 of c.Canonical().
+func (c Config) Hash() Hash { return sha256.Sum256(c.Canonical()) }
+
+// String returns the 64 hex digits of h.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// Short returns the first 12 hex digits of h, the form shown to people.
+func (h Hash) Short() string { return h.String()[:12] }
+
+// IsZero reports whether h is the zero Hash (no config hashes to it).
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// ParseHash parses 64 hex digits.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 2*len(h) {
+		return h, fmt.Errorf("hash %q: want %d hex digits, got %d", s, 2*len(h), len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("hash %q: %w", s, err)
+	}
+	return h, nil
+}
+
+// Errors of ResolvePrefix, for errors.Is.
+var (
+	ErrUnknownHash   = errors.New("no run has this hash")
+	ErrAmbiguousHash = errors.New("hash prefix is ambiguous")
+)
+
+// ResolvePrefix returns the one hash in all that starts with prefix (hex digits, any case).
+// The error wraps ErrUnknownHash when none does and ErrAmbiguousHash when several do.
+func ResolvePrefix(prefix string, all []Hash) (Hash, error) {
+	p := strings.ToLower(prefix)
+	if p == "" || strings.Trim(p, "0123456789abcdef") != "" {
+		return Hash{}, fmt.Errorf("hash %q: want hex digits", prefix)
+	}
+	var found []Hash
+	for _, h := range all {
+		if strings.HasPrefix(h.String(), p) && !containsHash(found, h) {
+			found = append(found, h)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Hash{}, fmt.Errorf("%s: %w", prefix, ErrUnknownHash)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, 0, 3)
+	for _, h := range found[:min(3, len(found))] {
+		names = append(names, h.Short())
+	}
+	return Hash{}, fmt.Errorf("%s: %w: %d runs match (%s…); give more digits",
+		prefix, ErrAmbiguousHash, len(found), strings.Join(names, ", "))
+}
+
+func containsHash(hs []Hash, h Hash) bool {
+	for _, x := range hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// TOML returns the whole config as a TOML document: every key, in the order of
+// configs/default.toml, floats always with a decimal point or exponent. Parse reads it back
+// to an equal Config.
+func (c Config) TOML() []byte {
+	var b bytes.Buffer
+	table := ""
+	for _, f := range fields {
+		t, key, ok := strings.Cut(f.key, ".")
+		if !ok {
+			t, key = "", f.key
+		}
+		if t != table {
+			fmt.Fprintf(&b, "\n[%s]\n", t)
+			table = t
+		}
+		v, _ := c.Get(f.key)
+		fmt.Fprintf(&b, "%s = %s\n", key, tomlValue(v))
+	}
+	return b.Bytes()
+}
+
+func tomlValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return jsonString(x) // a JSON string with \u escapes is a TOML basic string
+	case float64:
+		switch {
+		case math.IsNaN(x):
+			return "nan"
+		case math.IsInf(x, 1):
+			return "inf"
+		case math.IsInf(x, -1):
+			return "-inf"
+		}
+		s := formatFloat(x)
+		if !strings.ContainsAny(s, ".e") {
+			s += ".0"
+		}
+		return s
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// Explain describes what went into c's hash, for `runner explain`: each hashed key and its
+// value (marked * where it differs from Default), the keys left out and why, and the
+// canonical JSON that was hashed.
+func (c Config) Explain() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "hash %s (short %s)\n", c.Hash(), c.Hash().Short())
+	b.WriteString("= SHA-256 of the canonical JSON of these keys (* = not the default):\n")
+	def := Default()
+	var excluded []string
+	for _, f := range fields {
+		v, _ := c.Get(f.key)
+		d, _ := def.Get(f.key)
+		mark := " "
+		if v != d {
+			mark = "*"
+		}
+		line := fmt.Sprintf("  %s %-24s = %s\n", mark, f.key, tomlValue(v))
+		if !f.hashed {
+			excluded = append(excluded, line)
+			continue
+		}
+		b.WriteString(line)
+	}
+	b.WriteString("not hashed (where the data lives and where computing happens do not change what is computed):\n")
+	for _, l := range excluded {
+		b.WriteString(l)
+	}
+	if c.Diffusion.Schedule != "linear" {
+		b.WriteString("note: diffusion.beta_start and beta_end are hashed but unused by the " + c.Diffusion.Schedule + " schedule\n")
+	}
+	fmt.Fprintf(&b, "canonical JSON:\n  %s\n", c.Canonical())
+	return b.String()
+}

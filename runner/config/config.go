@@ -1,0 +1,316 @@
+// Package config implements the typed run config of ddpmlab: strict TOML decoding with
+// file:line:field errors, defaults, validation, --set overrides, and the canonical form and
+// content hash that name a run in the store.
+//
+// Keys are addressed by dotted paths ("train.lr", "model.base_channels") everywhere: in
+// --set, in sweep files and in errors. configs/default.toml lists every key with its default.
+//
+// Everything except data.dir and the [runtime] table is hashed: where the data lives and
+// where the computation happens do not change what is computed.
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is one run's complete configuration. The zero value is not useful; start from
+// Default, LoadFile or Parse.
+type Config struct {
+	Seed      int64     `toml:"seed"` // seeds data order, noise and init
+	Data      Data      `toml:"data"`
+	Model     Model     `toml:"model"`
+	Diffusion Diffusion `toml:"diffusion"`
+	Train     Train     `toml:"train"`
+	Sample    Sample    `toml:"sample"`
+	Eval      Eval      `toml:"eval"`
+	Runtime   Runtime   `toml:"runtime" hash:"-"`
+}
+
+// Data chooses the training images.
+type Data struct {
+	Dataset     string `toml:"dataset"`      // "mnist" | "fashion_mnist"
+	Dir         string `toml:"dir" hash:"-"` // folder with the IDX files; "" = search
+	TrainSubset int    `toml:"train_subset"` // 0 = whole train split, else the first N images
+}
+
+// Model sizes the U-Net.
+type Model struct {
+	BaseChannels int  `toml:"base_channels"` // multiple of 8 (GroupNorm with 8 groups)
+	TimeEmbDim   int  `toml:"time_emb_dim"`  // even: half sines, half cosines
+	Conditional  bool `toml:"conditional"`   // class-conditional (classifier-free guidance)
+}
+
+// Diffusion sets the forward process.
+type Diffusion struct {
+	Timesteps int     `toml:"timesteps"`
+	Schedule  string  `toml:"schedule"`   // "linear" | "cosine"
+	BetaStart float64 `toml:"beta_start"` // linear schedule only
+	BetaEnd   float64 `toml:"beta_end"`   // linear schedule only
+}
+
+// Train sets the optimisation.
+type Train struct {
+	Epochs          int     `toml:"epochs"` // 0 = no training
+	BatchSize       int     `toml:"batch_size"`
+	LR              float64 `toml:"lr"`
+	GradClip        float64 `toml:"grad_clip"`        // max global grad norm; 0 = off
+	EMADecay        float64 `toml:"ema_decay"`        // 0 = off
+	EMAWarmup       bool    `toml:"ema_warmup"`       // decay min(ema_decay, (1+n)/(10+n))
+	PUncond         float64 `toml:"p_uncond"`         // label dropout for conditional models
+	CheckpointEvery int     `toml:"checkpoint_every"` // epochs; 0 = only the last
+	SampleEvery     int     `toml:"sample_every"`     // epochs between sample grids; 0 = never
+}
+
+// Sample sets how the final images are generated.
+type Sample struct {
+	Sampler   string  `toml:"sampler"` // "ddpm" | "ddim"
+	Steps     int     `toml:"steps"`   // 0 = all timesteps
+	Eta       float64 `toml:"eta"`     // DDIM eta
+	NumImages int     `toml:"num_images"`
+	Guidance  float64 `toml:"guidance"` // classifier-free guidance weight; conditional models only
+	UseEMA    bool    `toml:"use_ema"`
+}
+
+// Eval sets the quality metrics.
+type Eval struct {
+	NumSamples int `toml:"num_samples"` // 0 = skip
+}
+
+// Runtime says where the run computes. It is not hashed.
+type Runtime struct {
+	Device  string `toml:"device"`  // "auto" | "cpu" | "cuda"
+	Threads int    `toml:"threads"` // libtorch intra-op threads; 0 = decided by the runner
+}
+
+// Default returns the defaults of the DDPM guide (configs/default.toml lists the same values).
+func Default() Config {
+	return Config{
+		Seed:      0,
+		Data:      Data{Dataset: "mnist"},
+		Model:     Model{BaseChannels: 64, TimeEmbDim: 256},
+		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02},
+		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,
+			CheckpointEvery: 5, SampleEvery: 1},
+		Sample:  Sample{Sampler: "ddpm", NumImages: 64, UseEMA: true},
+		Runtime: Runtime{Device: "auto"},
+	}
+}
+
+// field is one leaf key of Config.
+type field struct {
+	key    string // dotted path
+	index  []int  // reflect field index from Config
+	kind   reflect.Kind
+	hashed bool
+}
+
+// fields lists every key in declaration order; it is derived from the struct tags once.
+var fields, fieldByKey = func() ([]field, map[string]field) {
+	var fs []field
+	var walk func(t reflect.Type, prefix string, index []int, hashed bool)
+	walk = func(t reflect.Type, prefix string, index []int, hashed bool) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			key := prefix + sf.Tag.Get("toml")
+			idx := append(append([]int(nil), index...), i)
+			h := hashed && sf.Tag.Get("hash") != "-"
+			if sf.Type.Kind() == reflect.Struct {
+				walk(sf.Type, key+".", idx, h)
+				continue
+			}
+			fs = append(fs, field{key: key, index: idx, kind: sf.Type.Kind(), hashed: h})
+		}
+	}
+	walk(reflect.TypeFor[Config](), "", nil, true)
+	m := make(map[string]field, len(fs))
+	for _, f := range fs {
+		m[f.key] = f
+	}
+	return fs, m
+}()
+
+// tables lists the table names ("data", "model", …) in declaration order.
+var tables = func() []string {
+	var ts []string
+	for _, f := range fields {
+		if t, _, ok := strings.Cut(f.key, "."); ok && !containsStr(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}()
+
+func containsStr(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys returns every dotted key, in the order of configs/default.toml.
+func Keys() []string {
+	ks := make([]string, len(fields))
+	for i, f := range fields {
+		ks[i] = f.key
+	}
+	return ks
+}
+
+// IsHashed reports whether key is part of the hash (every key but data.dir and runtime.*).
+func IsHashed(key string) bool { return fieldByKey[key].hashed }
+
+// Get returns the value of key: an int64 for integers, float64, string or bool.
+func (c Config) Get(key string) (any, error) {
+	f, ok := fieldByKey[key]
+	if !ok {
+		return nil, &FieldError{Field: key, Msg: unknownKeyMsg(key)}
+	}
+	v := reflect.ValueOf(c).FieldByIndex(f.index)
+	switch f.kind {
+	case reflect.Int, reflect.Int64:
+		return v.Int(), nil
+	case reflect.Float64:
+		return v.Float(), nil
+	case reflect.String:
+		return v.String(), nil
+	default:
+		return v.Bool(), nil
+	}
+}
+
+// SetValue sets key to v, a value as BurntSushi/toml decodes it (int64, float64, string, bool).
+// Integers are accepted for float keys; nothing else is converted. It checks the type only,
+// not the range (that is Validate's job). The error is a *FieldError naming key, with no file.
+func (c *Config) SetValue(key string, v any) error {
+	if fe := c.setValue(key, v); fe != nil {
+		return fe
+	}
+	return nil
+}
+
+func (c *Config) setValue(key string, v any) *FieldError {
+	f, ok := fieldByKey[key]
+	if !ok {
+		return &FieldError{Field: key, Msg: unknownKeyMsg(key)}
+	}
+	dst := reflect.ValueOf(c).Elem().FieldByIndex(f.index)
+	bad := func(want string) *FieldError {
+		return &FieldError{Field: key, Msg: fmt.Sprintf("must be %s, got %s", want, describe(v))}
+	}
+	switch f.kind {
+	case reflect.Int, reflect.Int64:
+		i, ok := v.(int64)
+		if !ok {
+			return bad("an integer")
+		}
+		if dst.OverflowInt(i) {
+			return bad("a smaller integer")
+		}
+		dst.SetInt(i)
+	case reflect.Float64:
+		switch x := v.(type) {
+		case float64:
+			dst.SetFloat(x)
+		case int64:
+			dst.SetFloat(float64(x))
+		default:
+			return bad("a number")
+		}
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			return bad("a string")
+		}
+		dst.SetString(s)
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return bad("true or false")
+		}
+		dst.SetBool(b)
+	}
+	return nil
+}
+
+// Set applies one --set override: key is a dotted path and value is parsed as a TOML value
+// (2e-4, 64, true, "cosine"); for string keys a bare word (cosine, /data/mnist) is taken as
+// it is. The error is a *FieldError with File "--set".
+func (c *Config) Set(key, value string) error {
+	f, known := fieldByKey[key]
+	v, err := ParseValue(value)
+	if known && f.kind == reflect.String {
+		if _, isStr := v.(string); !isStr {
+			v, err = value, nil
+		}
+	}
+	if known && err != nil {
+		return &FieldError{File: "--set", Field: key, Msg: fmt.Sprintf("%q is not a TOML value", value)}
+	}
+	if fe := c.setValue(key, v); fe != nil {
+		fe.File = "--set"
+		return fe
+	}
+	return nil
+}
+
+// ParseValue parses one TOML value ("2e-4", "64", "true", `"cosine"`, "[1, 2]").
+func ParseValue(s string) (any, error) {
+	var m map[string]any
+	if _, err := toml.Decode("v = "+s, &m); err != nil {
+		return nil, err
+	}
+	if v, ok := m["v"]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("%q is not a TOML value", s)
+}
+
+// SplitSet splits a --set argument "key=value" into its key and value.
+func SplitSet(arg string) (key, value string, err error) {
+	key, value, ok := strings.Cut(arg, "=")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return "", "", &FieldError{File: "--set", Field: arg, Msg: "want key=value"}
+	}
+	return key, strings.TrimSpace(value), nil
+}
+
+// describe names a decoded TOML value's type and shows it, for "must be …, got …" messages.
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("string %q", x)
+	case int64:
+		return fmt.Sprintf("integer %d", x)
+	case float64:
+		return "float " + FormatValue(x)
+	case bool:
+		return fmt.Sprintf("bool %t", x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// FormatValue formats a config value canonically: integers in decimal, floats with
+// strconv.FormatFloat(v, 'g', -1, 64) (so 2e-4 and 0.0002 both read "0.0002"), strings as they
+// are, bools as true/false. Sweep manifests and reports use it for varied values.
+func FormatValue(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return formatFloat(x)
+	case string:
+		return x
+	default:
+		return fmt.Sprint(v)
+	}
+}
