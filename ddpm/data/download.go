@@ -92,6 +92,7 @@ type ChecksumError struct {
 	Got, Want string // hex MD5
 }
 
+// Error returns "URL: md5 GOT, want WANT".
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("%s: md5 %s, want %s", e.URL, e.Got, e.Want)
 }

@@ -21,6 +21,8 @@ type NotFoundError struct {
 	Download error    // why Load did not download it, if it tried; else nil
 }
 
+// Error lists the folders searched, one a line, then the download failure
+// and the hint, if any.
 func (e *NotFoundError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataset %s not found; searched:", e.Name)
