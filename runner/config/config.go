@@ -201,7 +201,7 @@ func (c *Config) setValue(key string, v any) *FieldError {
 	}
 	dst := reflect.ValueOf(c).Elem().FieldByIndex(f.index)
 	bad := func(want string) *FieldError {
-		return &FieldError{Field: key, Msg: fmt.Sprintf("must be %s, got %s", want, describe(v))}
+		return &FieldError{Field: key, Msg: fmt.Sprintf("must be %s, got %s", want, Describe(v))}
 	}
 	switch f.kind {
 	case reflect.Int, reflect.Int64:
@@ -281,8 +281,8 @@ func SplitSet(arg string) (key, value string, err error) {
 	return key, strings.TrimSpace(value), nil
 }
 
-// describe names a decoded TOML value's type and shows it, for "must be …, got …" messages.
-func describe(v any) string {
+// Describe names a decoded TOML value's type and shows it, for "must be …, got …" messages.
+func Describe(v any) string {
 	switch x := v.(type) {
 	case string:
 		return fmt.Sprintf("string %q", x)
@@ -292,7 +292,7 @@ func describe(v any) string {
 		return "float " + FormatValue(x)
 	case bool:
 		return fmt.Sprintf("bool %t", x)
-	case []any:
+	case []any, []map[string]any:
 		return "a list"
 	case map[string]any:
 		return "a table"

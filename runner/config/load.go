@@ -80,7 +80,7 @@ func (c *Config) apply(doc map[string]any, prefix string, report func(*FieldErro
 		switch {
 		case prefix == "" && containsStr(tables, key):
 			if !isTable {
-				report(&FieldError{Field: key, Msg: fmt.Sprintf("must be a table ([%s]), got %s", key, describe(v))})
+				report(&FieldError{Field: key, Msg: fmt.Sprintf("must be a table ([%s]), got %s", key, Describe(v))})
 				continue
 			}
 			c.apply(sub, key+".", report)
@@ -125,10 +125,8 @@ func unknownTableMsg(table string) string {
 	if prefix, _, ok := strings.Cut(table, "."); ok && containsStr(tables, prefix) {
 		return unknownKeyMsg(table)
 	}
-	for _, t := range tables {
-		if editDistance(table, t) <= 2 {
-			return fmt.Sprintf("unknown table (did you mean [%s]?)", t)
-		}
+	if t := Closest(table, tables); t != "" {
+		return fmt.Sprintf("unknown table (did you mean [%s]?)", t)
 	}
 	return fmt.Sprintf("unknown table (the tables are %s)", strings.Join(tables, ", "))
 }
@@ -177,6 +175,18 @@ func sortedAliases() func(func(string, string) bool) {
 			}
 		}
 	}
+}
+
+// Closest returns the candidate nearest to word by edit distance, if it is near enough to be a
+// likely typo (at most 2 edits, or a third of the word), else "". Ties go to the first.
+func Closest(word string, candidates []string) string {
+	best, bestD := "", max(2, len(word)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(word, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance between a and b.
