@@ -1,0 +1,598 @@
+package reports
+
+import (
+	"bytes"
+	"cmp"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"image/color"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultOut is where reports go when Options.Out is empty.
+const DefaultOut = "reports/html"
+
+// Options says which sweep to report and where.
+type Options struct {
+	// Store is the run store root (the folder holding <hash>/ and _sweeps/).
+	Store string
+	// Sweep is the manifest name: the report reads <Store>/_sweeps/<Sweep>.json.
+	Sweep string
+	// Out is the output root; empty means DefaultOut. The report goes to <Out>/<Sweep>/.
+	Out string
+	// Now is the time stamped on the pages; zero means time.Now(). Tests fix it.
+	Now time.Time
+	// Version is the version of the code that builds the report, shown in the footer. The
+	// code version of the runs themselves comes from their fingerprint.json.
+	Version string
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// sweepNameRE is what a sweep name may look like: it names a folder under Out.
+var sweepNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+
+// runView is one run as the pages show it. Image paths are relative to the sweep folder.
+type runView struct {
+	runData
+	Short  string
+	Label  string // "train.lr=0.0005, train.epochs=20"
+	Varied []kv
+	varied map[string]string
+	Page   string // runs/<short>.html
+	Color  string // the run's colour in the charts, as #rrggbb
+
+	Final      string
+	Thumbs     []thumb // every samples/epoch_NNN.png
+	FewThumbs  []thumb // at most maxThumbs of them, evenly spaced, for the sweep page
+	Strip, GIF string
+	LossPNG    string
+	LossLogPNG string
+}
+
+type kv struct{ Key, Value string }
+
+type thumb struct {
+	Src   string
+	Epoch string
+}
+
+// maxThumbs is how many epoch grids per run the sweep page shows; the run page shows all.
+const maxThumbs = 10
+
+// Build writes the report of one sweep to <Out>/<Sweep>/ (index.html, runs/<short>.html,
+// img/, results.csv, results.json, report.json), then rewrites <Out>/index.html. It returns
+// the path of the sweep's index.html. The sweep folder is built beside the old one and
+// swapped in at the end, so a failed Build leaves the previous report as it was.
+func Build(opts Options) (string, error) {
+	if opts.Store == "" {
+		return "", errors.New("reports: Options.Store is empty")
+	}
+	if !sweepNameRE.MatchString(opts.Sweep) {
+		return "", fmt.Errorf("reports: bad sweep name %q (want letters, digits, '.', '_', '-')", opts.Sweep)
+	}
+	if opts.Out == "" {
+		opts.Out = DefaultOut
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	src := dirSource{root: opts.Store}
+	m, err := src.manifest(opts.Sweep)
+	if err != nil {
+		return "", fmt.Errorf("reports: sweep %q: %w", opts.Sweep, err)
+	}
+	runs, err := loadRuns(src, m)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return "", err
+	}
+	stage, err := os.MkdirTemp(opts.Out, "."+opts.Sweep+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(stage) // no-op once renamed
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return "", err
+	}
+	b := builder{src: src, dir: stage, opts: opts, m: m, runs: runs}
+	if err := b.build(); err != nil {
+		return "", fmt.Errorf("reports: sweep %q: %w", opts.Sweep, err)
+	}
+	final := filepath.Join(opts.Out, opts.Sweep)
+	if err := os.RemoveAll(final); err != nil {
+		return "", err
+	}
+	if err := os.Rename(stage, final); err != nil {
+		return "", err
+	}
+	if err := BuildIndex(opts.Out); err != nil {
+		return "", err
+	}
+	return filepath.Join(final, "index.html"), nil
+}
+
+// loadRuns reads every run of the manifest and sorts them by their varied values (numbers
+// numerically), then by hash. A run whose status cannot be read is shown as "missing".
+func loadRuns(src source, m manifest) ([]*runView, error) {
+	runs := make([]*runView, 0, len(m.Runs))
+	for _, mr := range m.Runs {
+		if len(mr.Hash) < 12 {
+			return nil, fmt.Errorf("reports: sweep %q: bad run hash %q", m.Name, mr.Hash)
+		}
+		d, err := src.run(mr.Hash)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("reports: run %s: %w", mr.Hash[:12], err)
+			}
+			d = runData{Hash: mr.Hash, Status: status{State: "missing", Reason: "no status.json in the store"}}
+		}
+		r := &runView{runData: d, Short: mr.Hash[:12], varied: mr.Varied}
+		var label []string
+		for _, k := range m.VariedKeys {
+			r.Varied = append(r.Varied, kv{k, mr.Varied[k]})
+			label = append(label, k+"="+mr.Varied[k])
+		}
+		r.Label = strings.Join(label, ", ")
+		if r.Label == "" {
+			r.Label = r.Short
+		}
+		r.Page = "runs/" + r.Short + ".html"
+		runs = append(runs, r)
+	}
+	slices.SortStableFunc(runs, func(a, b *runView) int {
+		for _, k := range m.VariedKeys {
+			if c := compareValues(a.varied[k], b.varied[k]); c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.Hash, b.Hash)
+	})
+	for i, r := range runs {
+		cr, cg, cb, _ := runColor(i).RGBA()
+		r.Color = fmt.Sprintf("#%02x%02x%02x", cr>>8, cg>>8, cb>>8)
+	}
+	return runs, nil
+}
+
+// compareValues orders two varied values: numbers numerically before text, text bytewise.
+func compareValues(a, b string) int {
+	fa, ea := strconv.ParseFloat(a, 64)
+	fb, eb := strconv.ParseFloat(b, 64)
+	switch {
+	case ea == nil && eb == nil:
+		return cmp.Compare(fa, fb)
+	case ea == nil:
+		return -1
+	case eb == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+type builder struct {
+	src  source
+	dir  string // staging folder of the sweep
+	opts Options
+	m    manifest
+	runs []*runView
+}
+
+func (b *builder) build() error {
+	for _, r := range b.runs {
+		if err := b.runImages(r); err != nil {
+			return fmt.Errorf("run %s: %w", r.Short, err)
+		}
+	}
+	curves := make([]curve, len(b.runs))
+	for i, r := range b.runs {
+		curves[i] = curve{label: r.Label, color: runColor(i), loss: r.Loss, epochs: r.Epochs}
+	}
+	title := "loss per step: " + b.m.Name
+	lossPNG, err := b.chart("img/loss.png", func() ([]byte, error) { return lossChart(title, curves, false) })
+	if err != nil {
+		return err
+	}
+	lossLogPNG, err := b.chart("img/loss_log.png", func() ([]byte, error) { return lossChart(title, curves, true) })
+	if err != nil {
+		return err
+	}
+	epochPNG, err := b.chart("img/epochs.png", func() ([]byte, error) {
+		return epochChart("mean loss per epoch: "+b.m.Name, curves)
+	})
+	if err != nil {
+		return err
+	}
+
+	res := buildResults(b.m.VariedKeys, b.runs)
+	var csvBuf, jsonBuf bytes.Buffer
+	if err := res.writeCSV(&csvBuf); err != nil {
+		return fmt.Errorf("results.csv: %w", err)
+	}
+	if err := res.writeJSON(&jsonBuf); err != nil {
+		return fmt.Errorf("results.json: %w", err)
+	}
+	if err := b.write("results.csv", csvBuf.Bytes()); err != nil {
+		return err
+	}
+	if err := b.write("results.json", jsonBuf.Bytes()); err != nil {
+		return err
+	}
+
+	meta := b.meta(res)
+	page := sweepPage{
+		Title:       "Sweep " + b.m.Name,
+		Meta:        meta,
+		File:        b.m.File,
+		Scale:       b.m.Scale,
+		Varies:      strings.Join(b.m.VariedKeys, ", "),
+		Code:        b.distinct(func(r *runView) string { return r.Fingerprint.first(fpCodeKeys) }),
+		Libtorch:    b.distinct(func(r *runView) string { return r.Fingerprint.first(fpLibtorchKeys) }),
+		Machine:     b.distinct(machine),
+		Table:       res.view(b.runs),
+		LossPNG:     lossPNG,
+		LossLogPNG:  lossLogPNG,
+		EpochPNG:    epochPNG,
+		Runs:        b.runs,
+		footer:      b.footer(""),
+		ReportFiles: []string{"results.csv", "results.json"},
+	}
+	if err := b.render("index.html", "sweep.html", page); err != nil {
+		return err
+	}
+	for _, r := range b.runs {
+		if err := b.render(r.Page, "run.html", b.runPage(r)); err != nil {
+			return err
+		}
+	}
+	mj, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	return b.write(metaFile, append(mj, '\n'))
+}
+
+// runImages copies the run's images into img/<short>/ and draws its own loss charts.
+func (b *builder) runImages(r *runView) error {
+	dir := "img/" + r.Short + "/"
+	copyIf := func(rel, name string) (string, error) {
+		ok, err := b.copyFile(b.src.runFile(r.Hash, rel), dir+name)
+		if !ok || err != nil {
+			return "", err
+		}
+		return dir + name, nil
+	}
+	var err error
+	if r.Final, err = copyIf("samples/final.png", "final.png"); err != nil {
+		return err
+	}
+	if r.Strip, err = copyIf("denoise/strip.png", "strip.png"); err != nil {
+		return err
+	}
+	if r.GIF, err = copyIf("denoise/denoise.gif", "denoise.gif"); err != nil {
+		return err
+	}
+	names, err := filepath.Glob(b.src.runFile(r.Hash, "samples/epoch_*.png"))
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		base := filepath.Base(n)
+		src, err := copyIf("samples/"+base, base)
+		if err != nil {
+			return err
+		}
+		ep := strings.TrimLeft(strings.TrimSuffix(strings.TrimPrefix(base, "epoch_"), ".png"), "0")
+		r.Thumbs = append(r.Thumbs, thumb{Src: src, Epoch: "epoch " + cmp.Or(ep, "0")})
+	}
+	r.FewThumbs = spread(r.Thumbs, maxThumbs)
+
+	one := []curve{{label: r.Label, color: color.Black, loss: r.Loss, epochs: r.Epochs}}
+	title := "loss per step: " + r.Short
+	if r.LossPNG, err = b.chart(dir+"loss.png", func() ([]byte, error) { return lossChart(title, one, false) }); err != nil {
+		return err
+	}
+	if r.LossLogPNG, err = b.chart(dir+"loss_log.png", func() ([]byte, error) { return lossChart(title, one, true) }); err != nil {
+		return err
+	}
+	if r.LossPNG == "" { // no loss.csv: fall back to the plot the run drew itself
+		if r.LossPNG, err = copyIf("plots/loss.png", "loss.png"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spread picks at most n items, evenly spaced, always keeping the first and the last.
+func spread[T any](xs []T, n int) []T {
+	if len(xs) <= n {
+		return xs
+	}
+	out := make([]T, n)
+	for i := range n {
+		out[i] = xs[i*(len(xs)-1)/(n-1)]
+	}
+	return out
+}
+
+// chart draws a chart and writes it to rel, returning rel, or "" when there was no data.
+func (b *builder) chart(rel string, draw func() ([]byte, error)) (string, error) {
+	png, err := draw()
+	if err != nil || png == nil {
+		return "", err
+	}
+	return rel, b.write(rel, png)
+}
+
+func (b *builder) write(rel string, data []byte) error {
+	path := filepath.Join(b.dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// copyFile copies src to rel under the staging folder. It reports false when src does not exist.
+func (b *builder) copyFile(src, rel string) (bool, error) {
+	in, err := os.Open(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer in.Close()
+	dst := filepath.Join(b.dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return false, err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return false, err
+	}
+	return true, out.Close()
+}
+
+func (b *builder) render(rel, tmpl string, data any) error {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, tmpl, data); err != nil {
+		return err
+	}
+	return b.write(rel, buf.Bytes())
+}
+
+// distinct summarises one fingerprint field over the runs: the value when all runs agree,
+// else each value with its count, e.g. "abc123 (2 runs), def456 (1 run)".
+func (b *builder) distinct(get func(*runView) string) string {
+	counts := map[string]int{}
+	for _, r := range b.runs {
+		counts[cmp.Or(get(r), "unknown")]++
+	}
+	if len(counts) == 1 {
+		for v := range counts {
+			return v
+		}
+	}
+	var parts []string
+	for _, v := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%s (%s)", v, plural(counts[v], "run")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// machine describes where a run ran: "host (device, 16 CPUs, linux/amd64)".
+func machine(r *runView) string {
+	fp := r.Fingerprint
+	var details []string
+	if d := fp.first(fpDeviceKeys); d != "" {
+		details = append(details, d)
+	}
+	if c := fp.first(fpCPUKeys); c != "" {
+		details = append(details, c+" CPUs")
+	}
+	osArch := fp.first(fpOSKeys)
+	if a := fp.first(fpArchKeys); a != "" && osArch != "" && !strings.Contains(osArch, "/") {
+		osArch += "/" + a
+	}
+	if osArch != "" {
+		details = append(details, osArch)
+	}
+	host := fp.first(fpHostKeys)
+	if host == "" {
+		host = r.Status.Host
+	}
+	if len(details) == 0 {
+		return host
+	}
+	return strings.TrimSpace(host + " (" + strings.Join(details, ", ") + ")")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// metaFile is the per-sweep summary that BuildIndex reads.
+const metaFile = "report.json"
+
+// sweepMeta is one sweep as the index lists it.
+type sweepMeta struct {
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	Start       string         `json:"start"` // RFC3339, UTC; earliest run start, else manifest time
+	Ran         string         `json:"ran"`   // for people: "2026-03-01 10:00 → 11:32 UTC"
+	Runs        int            `json:"runs"`
+	States      map[string]int `json:"states"`
+	Counts      string         `json:"counts"` // "3 runs: 2 done, 1 failed"
+	Verdict     string         `json:"verdict"`
+	Generated   string         `json:"generated"`
+}
+
+// stateOrder is the order in which counts list run states; others follow by name.
+var stateOrder = []string{"done", "failed", "interrupted", "running", "pending", "missing"}
+
+func (b *builder) meta(res results) sweepMeta {
+	m := sweepMeta{Name: b.m.Name, Description: b.m.Description, Runs: len(b.runs),
+		States: map[string]int{}, Verdict: res.verdict, Generated: stamp(b.opts.Now)}
+	var first, last time.Time
+	for _, r := range b.runs {
+		m.States[r.Status.State]++
+		if t, err := time.Parse(time.RFC3339, r.Status.Started); err == nil && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+		if t, err := time.Parse(time.RFC3339, r.Status.Finished); err == nil && t.After(last) {
+			last = t
+		}
+	}
+	if first.IsZero() {
+		if t, err := time.Parse(time.RFC3339, b.m.Created); err == nil {
+			first = t
+		}
+	}
+	if !first.IsZero() {
+		m.Start = first.UTC().Format(time.RFC3339)
+		m.Ran = first.UTC().Format("2006-01-02 15:04")
+		switch {
+		case last.IsZero() || !last.After(first):
+		case last.UTC().Format("2006-01-02") == first.UTC().Format("2006-01-02"):
+			m.Ran += " → " + last.UTC().Format("15:04")
+		default:
+			m.Ran += " → " + last.UTC().Format("2006-01-02 15:04")
+		}
+		m.Ran += " UTC"
+	}
+	var counts []string
+	for _, s := range stateOrder {
+		if n := m.States[s]; n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	for _, s := range sortedKeys(m.States) {
+		if !slices.Contains(stateOrder, s) {
+			counts = append(counts, fmt.Sprintf("%d %s", m.States[s], s))
+		}
+	}
+	m.Counts = plural(m.Runs, "run")
+	if len(counts) > 0 {
+		m.Counts += ": " + strings.Join(counts, ", ")
+	}
+	return m
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+type footer struct {
+	Generated string
+	Version   string
+	Root      string // relative path to the output root's index.html
+}
+
+func (b *builder) footer(up string) footer {
+	return footer{Generated: stamp(b.opts.Now), Version: cmp.Or(b.opts.Version, "unknown"),
+		Root: up + "../index.html"}
+}
+
+type sweepPage struct {
+	footer
+	Title                         string
+	Meta                          sweepMeta
+	File, Scale, Varies           string
+	Code, Libtorch, Machine       string
+	Table                         tableView
+	LossPNG, LossLogPNG, EpochPNG string
+	Runs                          []*runView
+	ReportFiles                   []string
+}
+
+type runPage struct {
+	footer
+	Title       string
+	Sweep       string
+	Run         *runView
+	Rerun       string
+	Status      []kv
+	Summary     []kv
+	Fingerprint []kv
+}
+
+func (b *builder) runPage(r *runView) runPage {
+	p := runPage{
+		footer: b.footer("../"),
+		Title:  "Run " + r.Short + " (" + r.Label + ")",
+		Sweep:  b.m.Name,
+		Run:    r,
+		Rerun:  "runner rerun " + r.Short,
+	}
+	s := r.Status
+	add := func(rows *[]kv, k, v string) {
+		if v != "" && v != "0" {
+			*rows = append(*rows, kv{k, v})
+		}
+	}
+	add(&p.Status, "state", s.State)
+	add(&p.Status, "reason", s.Reason)
+	add(&p.Status, "exit code", strconv.Itoa(s.ExitCode))
+	add(&p.Status, "signal", s.Signal)
+	add(&p.Status, "attempts", strconv.Itoa(s.Attempts))
+	if s.Epochs > 0 {
+		add(&p.Status, "epoch", fmt.Sprintf("%d of %d", s.Epoch, s.Epochs))
+	}
+	add(&p.Status, "host", s.Host)
+	add(&p.Status, "pid", strconv.Itoa(s.PID))
+	add(&p.Status, "started", s.Started)
+	add(&p.Status, "finished", s.Finished)
+	if s.WallSeconds > 0 {
+		add(&p.Status, "wall time", fmtDuration(s.WallSeconds))
+	}
+	if sm := r.Summary; sm != nil {
+		num := func(k string, v *float64, f func(float64) string) {
+			if v != nil {
+				add(&p.Summary, k, f(*v))
+			}
+		}
+		num("final loss", sm.FinalLoss, fmtSig(4))
+		num("best loss", sm.BestLoss, fmtSig(4))
+		num("training time", sm.TrainSeconds, fmtDuration)
+		num("images/s", sm.ImagesPerSec, fmtFixed(1))
+		add(&p.Summary, "parameters", strconv.FormatInt(sm.ParamCount, 10))
+		add(&p.Summary, "weights", sm.Weights)
+		add(&p.Summary, "sampler", sm.Sampler)
+		add(&p.Summary, "sample steps", strconv.Itoa(sm.SampleSteps))
+		num("sampling time per 64 images", sm.SampleSecondsPer64, fmtDuration)
+		for _, q := range qualityMetrics {
+			num(q.label, sm.Metrics[q.key], q.format)
+		}
+		for _, k := range sortedKeys(sm.Metrics) {
+			if !slices.ContainsFunc(qualityMetrics, func(q qualityMetric) bool { return q.key == k }) {
+				num(k, sm.Metrics[k], fmtSig(4))
+			}
+		}
+	}
+	for _, k := range sortedKeys(r.Fingerprint) {
+		p.Fingerprint = append(p.Fingerprint, kv{k, r.Fingerprint[k]})
+	}
+	return p
+}
