@@ -114,9 +114,17 @@ func (s *Sweep) expand(scale string, sets []string) (*Plan, config.ErrorList) {
 
 	// 2. Every point, validated, then deduplicated by hash.
 	plan := &Plan{Sweep: s.Name, Scale: scale, VariedKeys: varied}
+	pts := s.points()
 	var runs []PlannedRun
 	seen := map[config.Hash]bool{}
-	for _, pt := range s.points() {
+	type located struct {
+		fe   *config.FieldError
+		pt   int
+		mine bool // the point itself sets the field
+	}
+	var bad []located
+	failing := map[string]int{} // "field: msg" -> number of points it occurs in
+	for i, pt := range pts {
 		c := c0
 		here := map[string]loc{}
 		for _, o := range pt.overrides {
@@ -124,20 +132,17 @@ func (s *Sweep) expand(scale string, sets []string) (*Plan, config.ErrorList) {
 			here[o.key] = loc{s.File, o.line}
 		}
 		if s.seeds != nil {
-			c.Seed = s.seeds[0] // the seed does not change validity; dedup ignores it below
+			c.Seed = s.seeds[0] // validity does not depend on the seed; seeds are applied below
 		}
 		var list config.ErrorList
 		if errors.As(c.Validate(), &list) {
 			for _, fe := range list {
-				l, ok := here[fe.Field]
-				if !ok {
+				l, mine := here[fe.Field]
+				if !mine {
 					l = from[fe.Field]
 				}
-				msg := fe.Msg
-				if !ok && pt.where != "" {
-					msg += " (in the run with " + pt.where + ")"
-				}
-				errs = append(errs, &config.FieldError{File: l.file, Line: l.line, Field: fe.Field, Msg: msg})
+				bad = append(bad, located{&config.FieldError{File: l.file, Line: l.line, Field: fe.Field, Msg: fe.Msg}, i, mine})
+				failing[fe.Error()]++
 			}
 			continue
 		}
@@ -148,6 +153,14 @@ func (s *Sweep) expand(scale string, sets []string) (*Plan, config.ErrorList) {
 		}
 		seen[h] = true
 		runs = append(runs, PlannedRun{Config: c, Hash: h})
+	}
+	// An error of every point comes from the shared layers and is reported once; an error of
+	// some points only says which run has it, unless the point's own value is at fault.
+	for _, b := range bad {
+		if failing[(&config.FieldError{Field: b.fe.Field, Msg: b.fe.Msg}).Error()] < len(pts) && !b.mine && pts[b.pt].where != "" {
+			b.fe.Msg += " (in the run with " + pts[b.pt].where + ")"
+		}
+		errs = append(errs, b.fe)
 	}
 	if len(errs) > 0 {
 		return nil, errs

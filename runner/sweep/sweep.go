@@ -337,6 +337,15 @@ func (p *parser) flatten(m map[string]any, path, where string) map[string]any {
 	return out
 }
 
+// checkKey reports whether key, met inside a table, is a config key, reporting it if not.
+func (p *parser) checkKey(key, path string) bool {
+	if slices.Contains(topKeys, key) && !isConfigKey(key) {
+		p.errorf(path, key, "is a top-level key: write it before the first [table] (TOML puts the keys after a header into that table)")
+		return false
+	}
+	return true
+}
+
 // checkValue reports whether v may be assigned to key, reporting the problem if not.
 func (p *parser) checkValue(key string, v any, path string) bool {
 	var c config.Config
@@ -358,6 +367,9 @@ func (p *parser) overrides(v any, path, where string) []override {
 	var out []override
 	for _, k := range sortedKeys(flat) {
 		kp := path + "." + k
+		if !p.checkKey(k, kp) {
+			continue
+		}
 		if _, isList := flat[k].([]any); isList {
 			p.errorf(kp, k, "one value per key in %s; lists go in [grid] or [[zip]]", where)
 			continue
@@ -376,6 +388,9 @@ func (p *parser) axes(m map[string]any, path, where string) []axis {
 	var out []axis
 	for _, k := range sortedKeys(flat) {
 		kp := path + "." + k
+		if !p.checkKey(k, kp) {
+			continue
+		}
 		list, ok := flat[k].([]any)
 		if !ok {
 			p.errorf(kp, k, "must be a list of values in %s, got %s (put single values in [set])", where, config.Describe(flat[k]))
@@ -386,27 +401,22 @@ func (p *parser) axes(m map[string]any, path, where string) []axis {
 			continue
 		}
 		a := axis{key: k, line: p.pos.Line(kp), where: where}
-		good := true
 		seen := map[string]bool{}
 		for i, v := range list {
 			vp := kp + "." + strconv.Itoa(i)
 			if !p.checkValue(k, v, vp) {
-				good = false
+				continue // the axis keeps its good values, so they are still checked
+			}
+			f := formatRaw(k, v)
+			if seen[f] {
+				p.errorf(vp, k, "value %s is listed twice", f)
 				continue
 			}
-			var c config.Config
-			_ = c.SetValue(k, v)
-			got, _ := c.Get(k)
-			if f := config.FormatValue(got); seen[f] {
-				p.errorf(vp, k, "value %s is listed twice", f)
-				good = false
-			} else {
-				seen[f] = true
-			}
+			seen[f] = true
 			a.values = append(a.values, v)
 			a.lines = append(a.lines, p.pos.Line(vp))
 		}
-		if good {
+		if len(a.values) > 0 {
 			out = append(out, a)
 		}
 	}
@@ -434,14 +444,27 @@ func (p *parser) zip(m map[string]any, path string) []axis {
 // crossCheck reports keys varied twice, set and varied, or setting seed beside seeds.
 func (p *parser) crossCheck(s *Sweep) {
 	varied := map[string]axis{}
-	for _, a := range s.axes() {
-		if prev, dup := varied[a.key]; dup {
-			p.errs = append(p.errs, &config.FieldError{File: p.file, Line: a.line, Field: a.key,
-				Msg: fmt.Sprintf("varied twice (also in %s at line %d)", prev.where, prev.line)})
-			continue
-		}
+	for _, a := range s.grid {
 		varied[a.key] = a
 	}
+	// A key varied again in a [[zip]] is reported and dropped, so the rest is still checked.
+	var zips [][]axis
+	for _, z := range s.zips {
+		z = slices.DeleteFunc(z, func(a axis) bool {
+			prev, dup := varied[a.key]
+			if dup {
+				p.errs = append(p.errs, &config.FieldError{File: p.file, Line: a.line, Field: a.key,
+					Msg: fmt.Sprintf("varied twice (also in %s at line %d)", prev.where, prev.line)})
+			} else {
+				varied[a.key] = a
+			}
+			return dup
+		})
+		if len(z) > 0 {
+			zips = append(zips, z)
+		}
+	}
+	s.zips = zips
 	for _, o := range s.set {
 		if a, ok := varied[o.key]; ok {
 			p.errs = append(p.errs, &config.FieldError{File: p.file, Line: o.line, Field: o.key,
