@@ -70,7 +70,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	out, index := buildFixture(t, fixtureStore)
+	out, index := buildFixture(t, fixtureStore, "")
 	abs, err := filepath.Abs(index)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // DefaultOut is where reports go when Options.Out is empty.
@@ -36,6 +39,9 @@ type Options struct {
 	// Version is the version of the code that builds the report, shown in the footer. The
 	// code version of the runs themselves comes from their fingerprint.json.
 	Version string
+	// Description is shown under the title. Empty means the description of the sweep file
+	// named in the manifest, when that file can be read from the working folder.
+	Description string
 }
 
 //go:embed templates/*.html
@@ -91,10 +97,13 @@ func Build(opts Options) (string, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	src := dirSource{root: opts.Store}
+	src := newStoreSource(opts.Store)
 	m, err := src.manifest(opts.Sweep)
 	if err != nil {
-		return "", fmt.Errorf("reports: sweep %q: %w", opts.Sweep, err)
+		return "", fmt.Errorf("reports: %w", err)
+	}
+	if opts.Description == "" {
+		opts.Description = sweepDescription(m.File)
 	}
 	runs, err := loadRuns(src, m)
 	if err != nil {
@@ -130,20 +139,20 @@ func Build(opts Options) (string, error) {
 
 // loadRuns reads every run of the manifest and sorts them by their varied values (numbers
 // numerically), then by hash. A run whose status cannot be read is shown as "missing".
-func loadRuns(src source, m manifest) ([]*runView, error) {
+func loadRuns(src source, m store.Manifest) ([]*runView, error) {
 	runs := make([]*runView, 0, len(m.Runs))
 	for _, mr := range m.Runs {
-		if len(mr.Hash) < 12 {
-			return nil, fmt.Errorf("reports: sweep %q: bad run hash %q", m.Name, mr.Hash)
+		if err := store.CheckHash(mr.Hash); err != nil {
+			return nil, fmt.Errorf("reports: sweep %s: %w", m.Name, err)
 		}
 		d, err := src.run(mr.Hash)
 		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("reports: run %s: %w", mr.Hash[:12], err)
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, store.ErrNoRun) {
+				return nil, fmt.Errorf("reports: run %s: %w", store.Short(mr.Hash), err)
 			}
-			d = runData{Hash: mr.Hash, Status: status{State: "missing", Reason: "no status.json in the store"}}
+			d = runData{Hash: mr.Hash, Status: store.Status{State: stateMissing, Reason: "not in the store"}}
 		}
-		r := &runView{runData: d, Short: mr.Hash[:12], varied: mr.Varied}
+		r := &runView{runData: d, Short: store.Short(mr.Hash), varied: mr.Varied}
 		var label []string
 		for _, k := range m.VariedKeys {
 			r.Varied = append(r.Varied, kv{k, mr.Varied[k]})
@@ -190,7 +199,7 @@ type builder struct {
 	src  source
 	dir  string // staging folder of the sweep
 	opts Options
-	m    manifest
+	m    store.Manifest
 	runs []*runView
 }
 
@@ -451,26 +460,27 @@ type sweepMeta struct {
 	Generated   string         `json:"generated"`
 }
 
+// stateMissing marks a run the manifest lists but the store does not hold.
+const stateMissing store.State = "missing"
+
 // stateOrder is the order in which counts list run states; others follow by name.
-var stateOrder = []string{"done", "failed", "interrupted", "running", "pending", "missing"}
+var stateOrder = []string{"done", "failed", "interrupted", "running", "pending", string(stateMissing)}
 
 func (b *builder) meta(res results) sweepMeta {
-	m := sweepMeta{Name: b.m.Name, Description: b.m.Description, Runs: len(b.runs),
+	m := sweepMeta{Name: b.m.Name, Description: b.opts.Description, Runs: len(b.runs),
 		States: map[string]int{}, Verdict: res.verdict, Generated: stamp(b.opts.Now)}
 	var first, last time.Time
 	for _, r := range b.runs {
-		m.States[r.Status.State]++
-		if t, err := time.Parse(time.RFC3339, r.Status.Started); err == nil && (first.IsZero() || t.Before(first)) {
+		m.States[string(r.Status.State)]++
+		if t := r.Status.Started; !t.IsZero() && (first.IsZero() || t.Before(first)) {
 			first = t
 		}
-		if t, err := time.Parse(time.RFC3339, r.Status.Finished); err == nil && t.After(last) {
+		if t := r.Status.Finished; t.After(last) {
 			last = t
 		}
 	}
 	if first.IsZero() {
-		if t, err := time.Parse(time.RFC3339, b.m.Created); err == nil {
-			first = t
-		}
+		first = b.m.Created
 	}
 	if !first.IsZero() {
 		m.Start = first.UTC().Format(time.RFC3339)
@@ -500,6 +510,14 @@ func (b *builder) meta(res results) sweepMeta {
 		m.Counts += ": " + strings.Join(counts, ", ")
 	}
 	return m
+}
+
+// timeText shows a time from the store in UTC, or "" for the zero time.
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
@@ -552,7 +570,7 @@ func (b *builder) runPage(r *runView) runPage {
 			*rows = append(*rows, kv{k, v})
 		}
 	}
-	add(&p.Status, "state", s.State)
+	add(&p.Status, "state", string(s.State))
 	add(&p.Status, "reason", s.Reason)
 	add(&p.Status, "exit code", strconv.Itoa(s.ExitCode))
 	add(&p.Status, "signal", s.Signal)
@@ -562,32 +580,24 @@ func (b *builder) runPage(r *runView) runPage {
 	}
 	add(&p.Status, "host", s.Host)
 	add(&p.Status, "pid", strconv.Itoa(s.PID))
-	add(&p.Status, "started", s.Started)
-	add(&p.Status, "finished", s.Finished)
+	add(&p.Status, "started", timeText(s.Started))
+	add(&p.Status, "finished", timeText(s.Finished))
 	if s.WallSeconds > 0 {
 		add(&p.Status, "wall time", fmtDuration(s.WallSeconds))
 	}
 	if sm := r.Summary; sm != nil {
-		num := func(k string, v *float64, f func(float64) string) {
-			if v != nil {
-				add(&p.Summary, k, f(*v))
-			}
-		}
-		num("final loss", sm.FinalLoss, fmtSig(4))
-		num("best loss", sm.BestLoss, fmtSig(4))
-		num("training time", sm.TrainSeconds, fmtDuration)
-		num("images/s", sm.ImagesPerSec, fmtFixed(1))
+		add(&p.Summary, "final loss", fmtSig(4)(sm.FinalLoss))
+		add(&p.Summary, "best loss", fmtSig(4)(sm.BestLoss))
+		add(&p.Summary, "training time", fmtDuration(sm.TrainSeconds))
+		add(&p.Summary, "images/s", fmtFixed(1)(sm.ImagesPerSec))
 		add(&p.Summary, "parameters", strconv.FormatInt(sm.ParamCount, 10))
 		add(&p.Summary, "weights", sm.Weights)
 		add(&p.Summary, "sampler", sm.Sampler)
 		add(&p.Summary, "sample steps", strconv.Itoa(sm.SampleSteps))
-		num("sampling time per 64 images", sm.SampleSecondsPer64, fmtDuration)
+		add(&p.Summary, "sampling time per 64 images", fmtDuration(sm.SampleSecondsPer64))
 		for _, q := range qualityMetrics {
-			num(q.label, sm.Metrics[q.key], q.format)
-		}
-		for _, k := range sortedKeys(sm.Metrics) {
-			if !slices.ContainsFunc(qualityMetrics, func(q qualityMetric) bool { return q.key == k }) {
-				num(k, sm.Metrics[k], fmtSig(4))
+			if v := q.value(r); !math.IsNaN(v) {
+				add(&p.Summary, q.label, q.format(v))
 			}
 		}
 	}

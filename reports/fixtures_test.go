@@ -146,10 +146,18 @@ func TestWriteFixtures(t *testing.T) {
 			put(dir+"denoise/denoise.gif", string(fixtureGIF(32, i)))
 		}
 	}
+	// The manifest names the sweep file as given to the runner: relative to the working
+	// folder, which for tests is reports/.
+	put("../lr_demo.toml", `name = "lr_demo"
+description = "Which learning rate trains the small U-Net fastest without diverging?"
+base = "../../configs/default.toml"
+
+[grid]
+"train.lr" = [2e-4, 5e-4, 2e-3]
+`)
 	man, err := json.MarshalIndent(map[string]any{
-		"name": "lr_demo", "file": "experiments/lr_demo.toml", "scale": "quick",
-		"description": "Which learning rate trains the small U-Net fastest without diverging?",
-		"created":     "2026-03-01T09:59:30Z", "varied_keys": []string{"train.lr"}, "runs": mruns,
+		"name": "lr_demo", "file": "testdata/lr_demo.toml", "scale": "quick",
+		"created": "2026-03-01T09:59:30Z", "varied_keys": []string{"train.lr"}, "runs": mruns,
 	}, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 type indexPage struct {
@@ -30,7 +32,7 @@ func BuildIndex(outRoot string) error {
 			continue
 		}
 		var m sweepMeta
-		err := readJSON(filepath.Join(outRoot, e.Name(), metaFile), &m)
+		err := store.ReadJSON(filepath.Join(outRoot, e.Name(), metaFile), &m)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

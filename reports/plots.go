@@ -9,14 +9,16 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // curve is one run's metrics as a chart draws them.
 type curve struct {
 	label  string
 	color  color.Color
-	loss   []lossPoint
-	epochs []epochPoint
+	loss   []store.LossRow
+	epochs []store.EpochRow
 }
 
 const (
@@ -75,7 +77,7 @@ func lossChart(title string, curves []curve, logY bool) ([]byte, error) {
 			if math.IsNaN(pt.Loss) || math.IsInf(pt.Loss, 0) || (logY && pt.Loss <= 0) {
 				continue
 			}
-			steps = append(steps, pt.Step)
+			steps = append(steps, float64(pt.Step))
 			ys = append(ys, pt.Loss)
 		}
 		if len(ys) == 0 {
@@ -125,7 +127,7 @@ func epochChart(title string, curves []curve) ([]byte, error) {
 		var xys plotter.XYs
 		for _, e := range c.epochs {
 			if !math.IsNaN(e.MeanLoss) && !math.IsInf(e.MeanLoss, 0) {
-				xys = append(xys, plotter.XY{X: e.Epoch, Y: e.MeanLoss})
+				xys = append(xys, plotter.XY{X: float64(e.Epoch), Y: e.MeanLoss})
 			}
 		}
 		if len(xys) == 0 {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-gota/gota/dataframe"
 	"github.com/go-gota/gota/series"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // better says which way a numeric column improves.
@@ -35,74 +37,66 @@ type column struct {
 	text   func(r *runView) string
 }
 
-func summaryValue(get func(*summary) *float64) func(*runView) float64 {
+// summaryValue reads a number from the run's summary, NaN when the run has none.
+func summaryValue(get func(*store.Summary) float64) func(*runView) float64 {
 	return func(r *runView) float64 {
 		if r.Summary == nil {
 			return math.NaN()
 		}
-		if p := get(r.Summary); p != nil {
-			return *p
-		}
-		return math.NaN()
+		return get(r.Summary)
 	}
 }
 
-func metricValue(name string) func(*runView) float64 {
-	return summaryValue(func(s *summary) *float64 { return s.Metrics[name] })
-}
-
-// qualityMetrics are the known summary.metrics entries, in table order.
+// qualityMetric is one of summary.json's metrics.
 type qualityMetric struct {
 	key, label string
 	better     better
 	format     func(float64) string
+	get        func(store.Metrics) *float64
 }
 
+// qualityMetrics are the summary's sample-quality metrics, in table order.
 var qualityMetrics = []qualityMetric{
-	{"fd", "FD", lowerBetter, fmtFixed(2)},
-	{"fd_real", "FD real-vs-real", noBest, fmtFixed(2)},
-	{"recognizable", "recognizable %", higherBetter, fmtPercent},
-	{"class_entropy", "class entropy", higherBetter, fmtFixed(3)},
-	{"min_class_share", "min class share", higherBetter, fmtPercent},
+	{"fd", "FD", lowerBetter, fmtFixed(2), func(m store.Metrics) *float64 { return m.FD }},
+	{"fd_real", "FD real-vs-real", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.FDReal }},
+	{"recognizable", "recognizable %", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.Recognizable }},
+	{"class_entropy", "class entropy", higherBetter, fmtFixed(3), func(m store.Metrics) *float64 { return m.ClassEntropy }},
+	{"min_class_share", "min class share", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.MinClassShare }},
+}
+
+// value is the metric of a run, NaN when not measured.
+func (q qualityMetric) value(r *runView) float64 {
+	if r.Summary == nil {
+		return math.NaN()
+	}
+	if p := q.get(r.Summary.Metrics); p != nil {
+		return *p
+	}
+	return math.NaN()
 }
 
 // columns returns the columns after the varied keys: the fixed ones, then every quality
-// metric that at least one run reports (known ones first, then others by name).
+// metric that at least one run reports.
 func columns(runs []*runView) []column {
 	cols := []column{
-		{key: "state", label: "state", text: func(r *runView) string { return r.Status.State }},
+		{key: "state", label: "state", text: func(r *runView) string { return string(r.Status.State) }},
 		{key: "reason", label: "reason", text: func(r *runView) string { return r.Status.Reason }},
 		{key: "final_loss", label: "final loss", better: lowerBetter, format: fmtSig(4),
-			num: summaryValue(func(s *summary) *float64 { return s.FinalLoss })},
+			num: summaryValue(func(s *store.Summary) float64 { return s.FinalLoss })},
 		{key: "best_loss", label: "best loss", better: lowerBetter, format: fmtSig(4),
-			num: summaryValue(func(s *summary) *float64 { return s.BestLoss })},
+			num: summaryValue(func(s *store.Summary) float64 { return s.BestLoss })},
 		{key: "train_seconds", label: "training time", better: lowerBetter, format: fmtDuration,
-			num: summaryValue(func(s *summary) *float64 { return s.TrainSeconds })},
+			num: summaryValue(func(s *store.Summary) float64 { return s.TrainSeconds })},
 		{key: "images_per_sec", label: "images/s", better: higherBetter, format: fmtFixed(1),
-			num: summaryValue(func(s *summary) *float64 { return s.ImagesPerSec })},
-	}
-	present := map[string]bool{}
-	for _, r := range runs {
-		if r.Summary != nil {
-			for k, v := range r.Summary.Metrics {
-				if v != nil {
-					present[k] = true
-				}
-			}
-		}
+			num: summaryValue(func(s *store.Summary) float64 { return s.ImagesPerSec })},
 	}
 	for _, q := range qualityMetrics {
-		if present[q.key] {
+		if slices.ContainsFunc(runs, func(r *runView) bool { return !math.IsNaN(q.value(r)) }) {
 			cols = append(cols, column{key: q.key, label: q.label, better: q.better,
-				format: q.format, num: metricValue(q.key)})
-			delete(present, q.key)
+				format: q.format, num: q.value})
 		}
 	}
-	for _, k := range sortedKeys(present) {
-		cols = append(cols, column{key: k, label: strings.ReplaceAll(k, "_", " "),
-			format: fmtSig(4), num: metricValue(k)})
-	}
-	text := func(get func(*summary) string) func(*runView) string {
+	text := func(get func(*store.Summary) string) func(*runView) string {
 		return func(r *runView) string {
 			if r.Summary == nil {
 				return ""
@@ -111,8 +105,8 @@ func columns(runs []*runView) []column {
 		}
 	}
 	return append(cols,
-		column{key: "weights", label: "weights", text: text(func(s *summary) string { return s.Weights })},
-		column{key: "sampler", label: "sampler", text: text(func(s *summary) string { return s.Sampler })},
+		column{key: "weights", label: "weights", text: text(func(s *store.Summary) string { return s.Weights })},
+		column{key: "sampler", label: "sampler", text: text(func(s *store.Summary) string { return s.Sampler })},
 		column{key: "run", label: "run", text: func(r *runView) string { return r.Short }},
 	)
 }
@@ -171,7 +165,7 @@ func buildResults(varied []string, runs []*runView) results {
 func bestRow(vals []float64, runs []*runView, b better) int {
 	best := -1
 	for i, v := range vals {
-		if runs[i].Status.State != "done" || math.IsNaN(v) || math.IsInf(v, 0) {
+		if runs[i].Status.State != store.Done || math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
 		if best < 0 || (b == lowerBetter && v < vals[best]) || (b == higherBetter && v > vals[best]) {
@@ -259,7 +253,7 @@ func (res results) view(runs []*runView) tableView {
 		tv.Head = append(tv.Head, h)
 	}
 	for i, r := range runs {
-		row := tableRow{State: r.Status.State}
+		row := tableRow{State: string(r.Status.State)}
 		for _, k := range res.varied {
 			row.Cells = append(row.Cells, cell{Text: r.varied[k], Sort: sortKey(r.varied[k]), Href: r.Page})
 		}
