@@ -1,0 +1,418 @@
+package ddpm
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// expectedParams counts the SimpleUNet's parameters from its architecture, independently of the
+// code that builds it: C = base channels, D = time-embedding size, K = number of classes.
+func expectedParams(C, D, K int64) int64 {
+	linear := func(in, out int64) int64 { return in*out + out }
+	conv := func(in, out, k int64) int64 { return in*out*k*k + out }
+	norm := func(c int64) int64 { return 2 * c }
+	block := func(in, out int64) int64 {
+		return conv(in, out, 3) + conv(out, out, 3) + norm(out) + norm(out) + linear(D, out)
+	}
+	up := func(x, skip, out int64) int64 { return conv(x, x, 2) /* transposed 2×2 */ + block(x+skip, out) }
+	n := 2*linear(D, D) + conv(1, C, 3) +
+		block(C, C) + block(C, 2*C) + block(2*C, 2*C) +
+		up(2*C, 2*C, 2*C) + up(2*C, C, C) + conv(C, 1, 1)
+	if K > 0 {
+		n += (K + 1) * D
+	}
+	return n
+}
+
+func TestUNetShapeAndParamCount(t *testing.T) {
+	lockThread(t)
+	tests := []struct {
+		name string
+		cfg  UNetConfig
+	}{
+		{"guide", UNetConfig{ImageChannels: 1, BaseChannels: 64, TimeEmbDim: 256}},
+		{"quick", UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128}},
+		{"conditional", UNetConfig{ImageChannels: 1, BaseChannels: 16, TimeEmbDim: 32, NumClasses: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ManualSeed(0)
+			m, err := NewModel(tt.cfg, gotch.CPU)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := expectedParams(int64(tt.cfg.BaseChannels), int64(tt.cfg.TimeEmbDim), int64(tt.cfg.NumClasses))
+			if got := m.ParamCount(); got != want {
+				t.Errorf("ParamCount = %d, want %d", got, want)
+			}
+			x := ts.MustRandn([]int64{3, 1, 28, 28}, gotch.Float, gotch.CPU)
+			defer x.MustDrop()
+			tt0 := ts.MustOfSlice([]int64{0, 500, 999})
+			defer tt0.MustDrop()
+			var y *ts.Tensor
+			if tt.cfg.NumClasses > 0 {
+				y = ts.MustOfSlice([]int64{1, 7, 10})
+				defer y.MustDrop()
+			}
+			out, err := m.PredictNoise(x, tt0, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.MustDrop()
+			if got := out.MustSize(); len(got) != 4 || got[0] != 3 || got[1] != 1 || got[2] != 28 || got[3] != 28 {
+				t.Errorf("output shape %v, want [3 1 28 28]", got)
+			}
+		})
+	}
+	// The guide says "about 2M" at base 64; the exact figure is stated in the README.
+	if n := expectedParams(64, 256, 0); n != 1_577_921 {
+		t.Errorf("guide U-Net has %d parameters, README says 1,577,921", n)
+	}
+}
+
+func TestQSampleMoments(t *testing.T) {
+	lockThread(t)
+	s, _ := LinearSchedule(1000, 1e-4, 0.02)
+	d, err := NewDiffusion(s, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ManualSeed(1)
+	const n, x0Value = 20000, 0.7
+	for _, step := range []int{0, 250, 999} {
+		var sc scope
+		x0 := sc.do(ts.Full([]int64{n, 1, 1, 1}, ts.FloatScalar(x0Value), gotch.Float, gotch.CPU))
+		tIdx := sc.fromInt64(repeatInt64(int64(step), n), gotch.CPU)
+		noise := sc.randn([]int64{n, 1, 1, 1}, gotch.CPU)
+		xt := sc.do(d.QSample(x0, tIdx, noise))
+		if sc.err != nil {
+			t.Fatal(sc.err)
+		}
+		v, err := float32s(xt)
+		sc.drop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mean, variance := moments(v)
+		wantMean := s.SqrtAlphasCumprod[step] * x0Value // E[x_t] = √ᾱ_t·x_0
+		wantVar := 1 - s.AlphasCumprod[step]            // Var[x_t] = 1 − ᾱ_t
+		// Standard errors: σ/√n for the mean; about σ²·√(2/n) for the variance.
+		if tol := 5 * math.Sqrt(wantVar/n); math.Abs(mean-wantMean) > tol+1e-6 {
+			t.Errorf("t=%d: mean %.5f, want %.5f ± %.5f", step, mean, wantMean, tol)
+		}
+		if tol := 5 * wantVar * math.Sqrt(2.0/n); math.Abs(variance-wantVar) > tol+1e-9 {
+			t.Errorf("t=%d: variance %.5f, want %.5f ± %.5f", step, variance, wantVar, tol)
+		}
+	}
+}
+
+func moments(v []float32) (mean, variance float64) {
+	for _, x := range v {
+		mean += float64(x)
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		variance += (float64(x) - mean) * (float64(x) - mean)
+	}
+	return mean, variance / float64(len(v)-1)
+}
+
+func TestSpacedTimesteps(t *testing.T) {
+	lockThread(t)
+	tests := []struct {
+		T, k        int
+		first, last int
+		second      int
+	}{
+		{1000, 1000, 999, 0, 998},
+		{1000, 10, 999, 99, 899},
+		{1000, 50, 999, 19, 979},
+		{1000, 1, 999, 999, -1},
+		{500, 20, 499, 24, 474},
+		{7, 3, 6, 1, 4},
+	}
+	for _, tt := range tests {
+		ts, err := SpacedTimesteps(tt.T, tt.k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) != tt.k || ts[0] != tt.first || ts[len(ts)-1] != tt.last || (tt.k > 1 && ts[1] != tt.second) {
+			t.Errorf("SpacedTimesteps(%d, %d) = %v…, want len %d, first %d, second %d, last %d", tt.T, tt.k, head(ts), tt.k, tt.first, tt.second, tt.last)
+		}
+		for i := 1; i < len(ts); i++ {
+			if ts[i] >= ts[i-1] {
+				t.Fatalf("SpacedTimesteps(%d, %d) not strictly descending at %d", tt.T, tt.k, i)
+			}
+		}
+	}
+	for _, k := range []int{0, 1001} {
+		if _, err := SpacedTimesteps(1000, k); err == nil {
+			t.Errorf("SpacedTimesteps(1000, %d): want an error", k)
+		}
+	}
+}
+
+func head(v []int) []int { return v[:min(len(v), 4)] }
+
+func TestDDIMEtaOneHasDDPMPosteriorVariance(t *testing.T) {
+	lockThread(t)
+	for _, kind := range []string{Linear, Cosine} {
+		s, _ := NewSchedule(kind, 1000, 1e-4, 0.02)
+		all, _ := SpacedTimesteps(1000, 1000)
+		ddim := newDDIMSampler(s, all, 1)
+		ddpm := newDDPMSampler(s, all)
+		for i, step := range all {
+			want := s.PosteriorVariance[step] // β̃_t
+			if got := ddim.Variance(i); math.Abs(got-want) > 1e-12*math.Max(1, want) {
+				t.Fatalf("%s: DDIM(η=1) σ² at t=%d = %.15g, want β̃_t = %.15g", kind, step, got, want)
+			}
+			if got := ddpm.Variance(i); math.Abs(got-want) > 1e-12*math.Max(1, want) {
+				t.Fatalf("%s: DDPM σ² at t=%d = %.15g, want β̃_t = %.15g", kind, step, got, want)
+			}
+		}
+		if v := newDDIMSampler(s, all, 0).Variance(500); v != 0 {
+			t.Errorf("DDIM(η=0) variance %g, want 0", v)
+		}
+	}
+}
+
+func tinyModel(t testing.TB, classes int) *Model {
+	t.Helper()
+	ManualSeed(3)
+	m, err := NewModel(UNetConfig{ImageChannels: 1, BaseChannels: 16, TimeEmbDim: 32, NumClasses: classes}, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sampleOnce(t *testing.T, m *Model, kind string, steps int, eta float64, noiseSeed, torchSeed int64) []float32 {
+	t.Helper()
+	s, _ := LinearSchedule(100, 1e-4, 0.02)
+	sampler, err := NewSampler(kind, s, steps, eta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xT, err := NoiseFor(noiseSeed, 4, 1, 28, 28, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xT.MustDrop()
+	ManualSeed(torchSeed)
+	res, err := Sample(m, sampler, xT, SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Images
+}
+
+func TestSamplingReproducible(t *testing.T) {
+	lockThread(t)
+	m := tinyModel(t, 0)
+	a := sampleOnce(t, m, "ddpm", 0, 0, 7, 11)
+	b := sampleOnce(t, m, "ddpm", 0, 0, 7, 11)
+	if !equal(a, b) {
+		t.Error("DDPM: same seeds gave different samples")
+	}
+	if c := sampleOnce(t, m, "ddpm", 0, 0, 7, 12); equal(a, c) {
+		t.Error("DDPM: a different torch seed gave identical samples (noise is not being added)")
+	}
+	// DDIM with η = 0 is deterministic given x_T, whatever libtorch's generator state.
+	d1 := sampleOnce(t, m, "ddim", 20, 0, 7, 1)
+	d2 := sampleOnce(t, m, "ddim", 20, 0, 7, 2)
+	if !equal(d1, d2) {
+		t.Error("DDIM(η=0): different generator states gave different samples")
+	}
+	if d3 := sampleOnce(t, m, "ddim", 20, 0, 8, 1); equal(d1, d3) {
+		t.Error("DDIM(η=0): a different x_T gave identical samples")
+	}
+	for _, v := range a {
+		if v < -1 || v > 1 || math.IsNaN(float64(v)) {
+			t.Fatalf("sample value %v outside [-1, 1]", v)
+		}
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestGuidanceZeroIsConditional(t *testing.T) {
+	lockThread(t)
+	m := tinyModel(t, 10)
+	var s scope
+	defer s.drop()
+	ManualSeed(5)
+	x := s.randn([]int64{2, 1, 28, 28}, gotch.CPU)
+	tt := s.fromInt64([]int64{10, 90}, gotch.CPU)
+	y := s.fromInt64([]int64{3, 7}, gotch.CPU)
+	var guided, conditional *ts.Tensor
+	err := noGrad(func() error {
+		guided = m.guidedNoise(&s, x, tt, y, 0)
+		conditional = s.do(m.Net.Forward(x, tt, y))
+		return s.err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := float32s(guided)
+	c, _ := float32s(conditional)
+	if !equal(g, c) {
+		t.Error("w = 0 differs from the conditional prediction")
+	}
+}
+
+// mnistTrain loads the first n images of the local mnist-10k subset, or skips.
+func mnistTrain(t testing.TB, n int) *data.Set {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "data", "mnist-10k")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("mnist-10k not found at %s: %v", dir, err)
+	}
+	set, err := data.Load("mnist", dir, data.Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < set.N {
+		set.N, set.Images, set.Labels = n, set.Images[:n*28*28], set.Labels[:n]
+	}
+	return set
+}
+
+func newTinyTrainer(t testing.TB, set *data.Set, cfg TrainConfig) (*Trainer, *Dataset) {
+	t.Helper()
+	s, _ := LinearSchedule(1000, 1e-4, 0.02)
+	d, err := NewDiffusion(s, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := NewDataset(set.Images, set.Labels, set.N, 1, 28, 28, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(tinyModel(t, 0), d, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, ds
+}
+
+// trainSteps runs n steps over batches of 32 in the seed's epoch order and returns the losses.
+func trainSteps(t testing.TB, tr *Trainer, ds *Dataset, n int) []float64 {
+	t.Helper()
+	var losses []float64
+	for len(losses) < n {
+		step := int(tr.Steps())
+		perEpoch := ds.N / 32
+		order := EpochOrder(tr.Config.Seed, step/perEpoch+1, ds.N)
+		i := step % perEpoch
+		x, y, err := ds.Batch(order[i*32 : (i+1)*32])
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := tr.Step(x, y)
+		x.MustDrop()
+		y.MustDrop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, loss)
+	}
+	return losses
+}
+
+func TestTrainingLossFallsOnMNIST(t *testing.T) {
+	lockThread(t)
+	set := mnistTrain(t, 2048)
+	tr, ds := newTinyTrainer(t, set, TrainConfig{LR: 2e-3, Seed: 1, EMADecay: 0.99})
+	losses := trainSteps(t, tr, ds, 200)
+	first, last := mean(losses[:20]), mean(losses[len(losses)-20:])
+	t.Logf("mean loss: first 20 steps %.4f, last 20 steps %.4f", first, last)
+	if !(last < 0.5*first) {
+		t.Errorf("loss did not clearly fall: first 20 steps %.4f, last 20 steps %.4f", first, last)
+	}
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+func TestTrainStepFreesTensors(t *testing.T) {
+	lockThread(t)
+	set := mnistTrain(t, 256)
+	tr, ds := newTinyTrainer(t, set, TrainConfig{LR: 1e-3, Seed: 2, GradClip: 1, EMADecay: 0.9, EMAWarmup: true})
+	trainSteps(t, tr, ds, 5)
+	after5 := LiveTensors()
+	trainSteps(t, tr, ds, 20)
+	if after25 := LiveTensors(); after25 != after5 {
+		t.Errorf("live tensors grew from %d after 5 steps to %d after 25", after5, after25)
+	}
+}
+
+func TestCheckpointResumesExactly(t *testing.T) {
+	lockThread(t)
+	set := mnistTrain(t, 256)
+	cfg := TrainConfig{LR: 1e-3, Seed: 4, EMADecay: 0.9}
+	straight, ds := newTinyTrainer(t, set, cfg)
+	want := trainSteps(t, straight, ds, 6)
+
+	first, _ := newTinyTrainer(t, set, cfg)
+	got := trainSteps(t, first, ds, 3)
+	dir := filepath.Join(t.TempDir(), "last.ckpt")
+	if err := first.SaveCheckpoint(dir, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	resumed, _ := newTinyTrainer(t, set, cfg) // fresh weights, overwritten by the checkpoint
+	if _, err := resumed.LoadCheckpoint(dir); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, trainSteps(t, resumed, ds, 3)...)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("step %d: resumed loss %.8f, uninterrupted %.8f", i, got[i], want[i])
+		}
+	}
+}
+
+// lockThread pins the test's goroutine to its OS thread: libtorch's grad mode is per thread, and
+// Go may otherwise move a goroutine between threads between two cgo calls.
+func lockThread(t *testing.T) {
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+}
+
+func TestNoGradRestoresMode(t *testing.T) {
+	lockThread(t)
+	if _, err := setGradEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+	noGrad(func() error {
+		if on, _ := setGradEnabled(false); on {
+			t.Error("grad mode on inside noGrad")
+		}
+		return noGrad(func() error { return nil }) // nested: must not re-enable
+	})
+	if on, _ := setGradEnabled(true); !on {
+		t.Error("noGrad did not restore grad mode")
+	}
+}

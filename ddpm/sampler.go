@@ -1,0 +1,211 @@
+package ddpm
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Sampler is one reverse-process algorithm, in the shape of diffusers' schedulers: it never
+// calls the model; the loop in Sample does, and hands each prediction to Step.
+type Sampler interface {
+	// Timesteps is the descending sequence of timesteps the sampler visits.
+	Timesteps() []int
+	// Step maps x_t and the model's ε̂ at timestep index i (t = Timesteps()[i]) to x_{prev}.
+	// It returns x_prev and the current estimate of x_0; both are owned by the caller.
+	Step(s *scope, i int, modelOutput, sample *ts.Tensor) (prev, predX0 *ts.Tensor)
+	// Name describes the sampler for logs and reports, e.g. "ddim(η=0, 50 steps, trailing)".
+	Name() string
+}
+
+// NewSampler builds the named sampler ("ddpm" or "ddim") over steps timesteps (0 = all T).
+func NewSampler(kind string, sched *Schedule, steps int, eta float64) (Sampler, error) {
+	if steps == 0 {
+		steps = sched.T
+	}
+	timesteps, err := SpacedTimesteps(sched.T, steps)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "ddpm":
+		return newDDPMSampler(sched, timesteps), nil
+	case "ddim":
+		if eta < 0 || eta > 1 {
+			return nil, fmt.Errorf("ddim: eta must be in [0, 1], got %g", eta)
+		}
+		return newDDIMSampler(sched, timesteps, eta), nil
+	default:
+		return nil, fmt.Errorf("unknown sampler %q (want \"ddpm\" or \"ddim\")", kind)
+	}
+}
+
+// SpacedTimesteps returns k timesteps out of 0..T-1, descending, with "trailing" spacing
+// (Lin et al. 2024, table 2): t_i = round(T − i·T/k) − 1 for i = 0..k−1. The first step is always
+// T−1, so sampling starts from pure noise, and k = T gives every step T−1, T−2, …, 0.
+// Example: T = 1000, k = 10 gives 999, 899, 799, …, 99; the last step then jumps to x_0.
+func SpacedTimesteps(T, k int) ([]int, error) {
+	if k < 1 || k > T {
+		return nil, fmt.Errorf("sampling steps must be in 1..%d (the number of timesteps), got %d", T, k)
+	}
+	out := make([]int, k)
+	for i := range out {
+		// Integer form of round(T − i·T/k) − 1, exact for all T, k.
+		out[i] = (2*T*(k-i)+k)/(2*k) - 1
+	}
+	return out, nil
+}
+
+// alphaCumprodAt is ᾱ_t, with ᾱ_{−1} = 1 for the step that lands on x_0.
+func alphaCumprodAt(s *Schedule, t int) float64 {
+	if t < 0 {
+		return 1
+	}
+	return s.AlphasCumprod[t]
+}
+
+// SampleOptions controls one call of Sample.
+type SampleOptions struct {
+	Labels   []int64 // class per image for a conditional model; nil for unconditional
+	Guidance float64 // classifier-free guidance scale w; 0 = the conditional prediction alone
+	// KeepFrames lists timesteps whose x_t (after the step, so x_{t−1}) is kept as a frame; a
+	// -1 entry keeps the final x_0.
+	KeepFrames map[int]bool
+	// Progress, if set, is called after every step with the number of steps done.
+	Progress func(done, total int)
+}
+
+// SampleResult holds the final images and any kept frames, as Go values in [-1, 1] (clamped).
+type SampleResult struct {
+	Images     []float32         // (B·C·H·W)
+	Frames     map[int][]float32 // timestep → x at that point
+	FrameOrder []int             // timesteps of Frames in the order they were made
+}
+
+// Sample runs the reverse process from the start noise xT (B,C,H,W) to x_0 with gradient
+// tracking off. Every tensor made per step is freed before the next.
+func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
+	res := &SampleResult{Frames: map[int][]float32{}}
+	err := noGrad(func() error {
+		device, err := xT.Device()
+		if err != nil {
+			return err
+		}
+		size, err := xT.Size()
+		if err != nil {
+			return err
+		}
+		batch := size[0]
+		x, err := xT.ShallowClone()
+		if err != nil {
+			return err
+		}
+		defer func() { x.MustDrop() }()
+
+		var labels *ts.Tensor
+		if model.Net.Config.NumClasses > 0 {
+			var ls scope
+			defer ls.drop()
+			labels = ls.fromInt64(classLabels(opts.Labels, batch, model.Net.Config.NumClasses), device)
+			if ls.err != nil {
+				return ls.err
+			}
+		}
+		timesteps := sampler.Timesteps()
+		for i, t := range timesteps {
+			var s scope
+			tt := s.fromInt64(repeatInt64(int64(t), batch), device)
+			eps := model.guidedNoise(&s, x, tt, labels, opts.Guidance)
+			prev, _ := sampler.Step(&s, i, eps, x)
+			if s.err != nil {
+				s.drop()
+				return fmt.Errorf("sampling step t=%d: %w", t, s.err)
+			}
+			s.release(prev)
+			s.drop()
+			x.MustDrop()
+			x = prev
+			if opts.KeepFrames[t] {
+				v, err := clampedValues(x)
+				if err != nil {
+					return err
+				}
+				res.Frames[t] = v
+				res.FrameOrder = append(res.FrameOrder, t)
+			}
+			if opts.Progress != nil {
+				opts.Progress(i+1, len(timesteps))
+			}
+		}
+		res.Images, err = clampedValues(x)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// guidedNoise is ε̂ with classifier-free guidance (Ho & Salimans 2022, eq. 6):
+//
+//	ε̂ = (1 + w)·ε_θ(x, t, c) − w·ε_θ(x, t, ∅)
+//
+// For an unconditional model, or w = 0, it is the plain prediction ε_θ(x, t[, c]).
+func (m *Model) guidedNoise(s *scope, x, t, labels *ts.Tensor, w float64) *ts.Tensor {
+	if s.failed(x, t) {
+		return nil
+	}
+	if labels == nil || w == 0 {
+		return s.do(m.Net.Forward(x, t, labels))
+	}
+	null := s.do(labels.FullLike(ts.IntScalar(int64(m.Net.Config.NumClasses)), false))
+	conditional := s.do(m.Net.Forward(x, t, labels))
+	unconditional := s.do(m.Net.Forward(x, t, null))
+	return s.sub(s.scale(conditional, 1+w), s.scale(unconditional, w))
+}
+
+// classLabels expands the requested labels to the batch; missing ones are the null class.
+func classLabels(labels []int64, batch int64, numClasses int) []int64 {
+	out := make([]int64, batch)
+	for i := range out {
+		out[i] = int64(numClasses)
+		if i < len(labels) {
+			out[i] = labels[i]
+		}
+	}
+	return out
+}
+
+func repeatInt64(v, n int64) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// clampedValues copies x to Go, clamped to the data range [-1, 1].
+func clampedValues(x *ts.Tensor) ([]float32, error) {
+	v, err := float32s(x)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range v {
+		v[i] = max(-1, min(1, f))
+	}
+	return v, nil
+}
+
+// NoiseFor makes the start noise x_T for n images of shape (c, h, w) from a seed, in Go, so
+// every run of a sweep can start from the same x_T whatever its device or libtorch state.
+func NoiseFor(seed int64, n, c, h, w int, device gotch.Device) (*ts.Tensor, error) {
+	values := GaussianNoise(seed, n*c*h*w)
+	var s scope
+	defer s.drop()
+	x := s.fromFloat32(values, []int64{int64(n), int64(c), int64(h), int64(w)}, device)
+	if s.err != nil {
+		return nil, fmt.Errorf("start noise: %w", s.err)
+	}
+	return s.release(x), nil
+}

@@ -1,0 +1,80 @@
+package ddpm
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// ddpmSampler is ancestral sampling, Ho et al. 2020, Algorithm 2:
+//
+//	x_{t−1} = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε̂) + σ_t·z,   z ~ N(0, I), z = 0 at the last step
+//
+// with σ_t² = β̃_t, the posterior variance (eq. 7). Over fewer than T steps the schedule is
+// respaced (Nichol & Dhariwal 2021, §4): for consecutive visited steps t and t', α_t is replaced
+// by ᾱ_t/ᾱ_{t'} and β_t by 1 − ᾱ_t/ᾱ_{t'}, which is the same process on a coarser grid.
+type ddpmSampler struct {
+	timesteps []int
+	// Per visited step i, precomputed in float64.
+	sqrtRecipAlpha []float64 // 1/√α_i
+	epsCoefficient []float64 // β_i/√(1 − ᾱ_i)
+	sigma          []float64 // √β̃_i
+	sqrtAlphaCum   []float64 // √ᾱ_i, for predX0
+	sqrtOneMinus   []float64 // √(1 − ᾱ_i), for predX0
+}
+
+func newDDPMSampler(s *Schedule, timesteps []int) *ddpmSampler {
+	d := &ddpmSampler{timesteps: timesteps}
+	for i, t := range timesteps {
+		prevT := -1
+		if i+1 < len(timesteps) {
+			prevT = timesteps[i+1]
+		}
+		alphaCum, alphaCumPrev := alphaCumprodAt(s, t), alphaCumprodAt(s, prevT)
+		alpha := alphaCum / alphaCumPrev // α_t (respaced)
+		beta := 1 - alpha                // β_t (respaced)
+		d.sqrtRecipAlpha = append(d.sqrtRecipAlpha, 1/math.Sqrt(alpha))
+		d.epsCoefficient = append(d.epsCoefficient, beta/math.Sqrt(1-alphaCum))
+		// β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), eq. 7
+		d.sigma = append(d.sigma, math.Sqrt(beta*(1-alphaCumPrev)/(1-alphaCum)))
+		d.sqrtAlphaCum = append(d.sqrtAlphaCum, math.Sqrt(alphaCum))
+		d.sqrtOneMinus = append(d.sqrtOneMinus, math.Sqrt(1-alphaCum))
+	}
+	return d
+}
+
+func (d *ddpmSampler) Timesteps() []int { return d.timesteps }
+
+func (d *ddpmSampler) Name() string {
+	return fmt.Sprintf("ddpm (%d steps, trailing spacing)", len(d.timesteps))
+}
+
+// Variance is σ_i², the variance of the noise added at visited step i.
+func (d *ddpmSampler) Variance(i int) float64 { return d.sigma[i] * d.sigma[i] }
+
+func (d *ddpmSampler) Step(s *scope, i int, eps, x *ts.Tensor) (prev, predX0 *ts.Tensor) {
+	if s.failed(eps, x) {
+		return nil, nil
+	}
+	// 1. predicted x_0 = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t (eq. 15), reported for visualisation
+	predX0 = s.scale(s.sub(x, s.scale(eps, d.sqrtOneMinus[i])), 1/d.sqrtAlphaCum[i])
+	// 2. the mean of p(x_{t−1} | x_t): 1/√α_t · (x_t − β_t/√(1 − ᾱ_t)·ε̂) (eq. 11)
+	mean := s.scale(s.sub(x, s.scale(eps, d.epsCoefficient[i])), d.sqrtRecipAlpha[i])
+	// 3. add σ_t·z, except at the last step, which returns the mean (Algorithm 2, line 3)
+	if i == len(d.timesteps)-1 || d.sigma[i] == 0 {
+		return mean, predX0
+	}
+	size, err := x.Size()
+	if err != nil {
+		s.err = err
+		return nil, nil
+	}
+	device, err := x.Device()
+	if err != nil {
+		s.err = err
+		return nil, nil
+	}
+	z := s.randn(size, device)
+	return s.add(mean, s.scale(z, d.sigma[i])), predX0
+}

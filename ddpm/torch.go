@@ -1,0 +1,44 @@
+package ddpm
+
+/*
+#include <stdint.h>
+// Defined in gotch's libtch (torch_api.cpp), which every binary importing gotch links.
+void at_manual_seed(int64_t seed);
+void at_set_num_threads(int n_threads);
+int at_get_num_threads();
+int at_grad_set_enabled(int enabled);
+*/
+import "C"
+
+import (
+	"errors"
+
+	_ "github.com/sugarme/gotch/ts"
+)
+
+// ManualSeed seeds libtorch's global random generators (CPU and CUDA), like torch.manual_seed.
+func ManualSeed(seed int64) { C.at_manual_seed(C.int64_t(seed)) }
+
+// SetNumThreads sets libtorch's intra-op thread count for this process.
+func SetNumThreads(n int) { C.at_set_num_threads(C.int(n)) }
+
+// NumThreads reports libtorch's intra-op thread count.
+func NumThreads() int { return int(C.at_get_num_threads()) }
+
+// setGradEnabled switches libtorch's grad mode for the calling OS thread and returns the previous
+// mode. (gotch v0.9.1's ts.GradSetEnabled reads the C int result as a Go int, 8 bytes, so the
+// previous mode it reports is wrong; this calls the same C function and reads it correctly.)
+func setGradEnabled(enabled bool) (prev bool, err error) {
+	flag := C.int(0)
+	if enabled {
+		flag = 1
+	}
+	switch C.at_grad_set_enabled(flag) {
+	case 0:
+		return false, nil
+	case 1:
+		return true, nil
+	default:
+		return false, errors.New("libtorch: could not set grad mode")
+	}
+}

@@ -1,0 +1,158 @@
+package ddpm
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// TrainConfig holds the training hyperparameters that the Trainer needs.
+type TrainConfig struct {
+	LR        float64 // Adam learning rate; the guide's default is 2e-4
+	GradClip  float64 // max global gradient norm; 0 = no clipping
+	EMADecay  float64 // 0 = no EMA
+	EMAWarmup bool
+	PUncond   float64 // label dropout for conditional models (classifier-free guidance)
+	Seed      int64
+}
+
+// Trainer runs the DDPM training step (Ho et al. 2020, Algorithm 1) with Adam and optional EMA.
+type Trainer struct {
+	Model     *Model
+	Diffusion *Diffusion
+	Adam      *Adam
+	EMA       *EMA // nil when EMA is off
+	Config    TrainConfig
+}
+
+// NewTrainer prepares the optimizer (and EMA) for model.
+func NewTrainer(model *Model, diffusion *Diffusion, cfg TrainConfig) (*Trainer, error) {
+	adam, err := NewAdam(model.params, cfg.LR)
+	if err != nil {
+		return nil, err
+	}
+	tr := &Trainer{Model: model, Diffusion: diffusion, Adam: adam, Config: cfg}
+	if cfg.EMADecay > 0 {
+		if tr.EMA, err = NewEMA(model.params, cfg.EMADecay, cfg.EMAWarmup); err != nil {
+			return nil, err
+		}
+	}
+	return tr, nil
+}
+
+// Steps is the number of optimizer steps taken so far (restored by LoadCheckpoint).
+func (tr *Trainer) Steps() int64 { return tr.Adam.Step }
+
+// Step runs one training step on a batch x0 (B,1,H,W) in [-1, 1] with labels (B) int64 (nil for
+// unconditional models) and returns the loss. Every tensor it makes is freed before it returns.
+//
+// libtorch's generator is reseeded from (seed, step) first, so a step's timesteps and noise
+// depend only on the run's seed and the step number: a run resumed from a checkpoint continues
+// exactly as if it had never stopped.
+func (tr *Trainer) Step(x0, labels *ts.Tensor) (float64, error) {
+	ManualSeed(stepSeed(tr.Config.Seed, tr.Adam.Step))
+	var s scope
+	defer s.drop()
+	size, err := x0.Size()
+	if err != nil {
+		return 0, err
+	}
+	device := tr.Diffusion.Device
+
+	// Algorithm 1, line 3: t ~ Uniform({1, …, T}) (here 0..T−1), one per image
+	t := s.do(ts.Randint(int64(tr.Diffusion.T), []int64{size[0]}, gotch.Int64, device))
+	// line 4: ε ~ N(0, I)
+	noise := s.randn(size, device)
+	// line 5: x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε
+	xt := s.do(tr.Diffusion.QSample(x0, t, noise))
+	y := tr.dropLabels(&s, labels)
+	// ...and the loss ‖ε − ε_θ(x_t, t)‖², averaged over pixels and the batch
+	predicted := s.do(tr.Model.Net.Forward(xt, t, y))
+	if s.failed(predicted) {
+		return 0, fmt.Errorf("forward: %w", s.err)
+	}
+	loss := s.do(predicted.MseLoss(noise, ts.ReductionMean, false))
+	if s.failed(loss) {
+		return 0, fmt.Errorf("loss: %w", s.err)
+	}
+	lossValue, err := scalar(loss)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(lossValue) || math.IsInf(lossValue, 0) {
+		return lossValue, &NonFiniteLossError{Step: tr.Adam.Step, Loss: lossValue}
+	}
+
+	// line 5, continued: take a gradient step
+	if err := zeroGrad(tr.Model.params); err != nil {
+		return 0, err
+	}
+	if err := loss.Backward(); err != nil {
+		return 0, fmt.Errorf("backward: %w", err)
+	}
+	if tr.Config.GradClip > 0 {
+		if _, err := clipGradNorm(tr.Model.params, tr.Config.GradClip); err != nil {
+			return 0, err
+		}
+	}
+	if err := tr.Adam.Update(); err != nil {
+		return 0, err
+	}
+	if tr.EMA != nil {
+		if err := tr.EMA.Update(); err != nil {
+			return 0, err
+		}
+	}
+	return lossValue, nil
+}
+
+// dropLabels replaces each label by the null class with probability p_uncond, so one network
+// learns ε_θ(x, t, c) and ε_θ(x, t, ∅) at once (Ho & Salimans 2022, Algorithm 1).
+func (tr *Trainer) dropLabels(s *scope, labels *ts.Tensor) *ts.Tensor {
+	numClasses := tr.Model.Net.Config.NumClasses
+	if numClasses == 0 || labels == nil || s.failed(labels) {
+		return labels
+	}
+	if tr.Config.PUncond <= 0 {
+		return labels
+	}
+	size, err := labels.Size()
+	if err != nil {
+		s.err = err
+		return nil
+	}
+	u := s.do(ts.Rand(size, gotch.Float, tr.Diffusion.Device))
+	if s.failed(u) {
+		return nil
+	}
+	p := ts.FloatScalar(tr.Config.PUncond)
+	defer p.MustDrop()
+	drop := s.do(u.Lt(p, false)) // (B) bool: true with probability p_uncond
+	null := ts.IntScalar(int64(numClasses))
+	defer null.MustDrop()
+	nulls := s.do(labels.FullLike(null, false))
+	if s.failed(drop, nulls) {
+		return nil
+	}
+	return s.do(nulls.WhereSelf(drop, labels, false))
+}
+
+// NonFiniteLossError reports a NaN or infinite loss; training stops on it.
+type NonFiniteLossError struct {
+	Step int64
+	Loss float64
+}
+
+func (e *NonFiniteLossError) Error() string {
+	return fmt.Sprintf("loss became %v at step %d (try a lower train.lr or set train.grad_clip)", e.Loss, e.Step)
+}
+
+// stepSeed mixes a run seed and a step number into a libtorch seed (SplitMix64 finaliser).
+func stepSeed(seed, step int64) int64 {
+	z := uint64(seed)*0x9e3779b97f4a7c15 + uint64(step) + 1
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return int64((z ^ (z >> 31)) >> 1)
+}
