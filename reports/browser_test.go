@@ -14,8 +14,11 @@ import (
 	"time"
 )
 
-// -screenshot keeps the browser test's screenshot of the fixture report at the given path.
-var screenshotOut = flag.String("screenshot", "", "copy the browser test's screenshot of the fixture sweep page to this path")
+// -keep builds the browser test's report into a folder that outlives the test, with the
+// screenshot beside it, to look at by hand:
+//
+//	go test ./reports -run TestBrowser -keep=$PWD/reports/html
+var keep = flag.String("keep", "", "build the browser test's report into this output root and keep it with lr_demo.png")
 
 func findChromium(t *testing.T) string {
 	t.Helper()
@@ -70,7 +73,16 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	out, index := buildFixture(t, fixtureStore, "")
+	var out, index string
+	if *keep != "" {
+		out = *keep
+		var err error
+		if index, err = Build(Options{Store: fixtureStore, Sweep: "lr_demo", Out: out, Now: fixedNow, Version: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		out, index = buildFixture(t, fixtureStore, "")
+	}
 	abs, err := filepath.Abs(index)
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +113,21 @@ func TestBrowser(t *testing.T) {
 		})
 	}
 
+	// The self-check must notice a broken image, or the checks above prove nothing.
+	t.Run("broken image is noticed", func(t *testing.T) {
+		copyOut := t.TempDir()
+		if err := os.CopyFS(copyOut, os.DirFS(filepath.Join(out, "lr_demo"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(copyOut, "img", "loss.png")); err != nil {
+			t.Fatal(err)
+		}
+		dom := chromium(t, bin, filepath.Join(copyOut, "index.html"), "--dump-dom")
+		if n := bodyAttr(t, dom, "data-broken-images"); n != 1 {
+			t.Errorf("data-broken-images = %d with one image removed, want 1", n)
+		}
+	})
+
 	shot := filepath.Join(t.TempDir(), "sweep.png")
 	chromium(t, bin, abs, "--screenshot="+shot, "--window-size=1400,2000", "--hide-scrollbars")
 	b, err := os.ReadFile(shot)
@@ -118,10 +145,11 @@ func TestBrowser(t *testing.T) {
 	if len(b) < 50_000 {
 		t.Errorf("screenshot is only %d bytes: the page looks empty", len(b))
 	}
-	if *screenshotOut != "" {
-		if err := os.WriteFile(*screenshotOut, b, 0o644); err != nil {
+	if *keep != "" {
+		path := filepath.Join(out, "lr_demo.png")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("screenshot: %s (report in %s)", *screenshotOut, out)
+		t.Logf("report: %s, screenshot: %s", index, path)
 	}
 }
