@@ -28,6 +28,9 @@ const (
 // SaveCheckpoint writes (with gotch's SaveMultiNew; its older SaveMulti corrupts the heap) the model weights, Adam moments, EMA weights and state into dir. The
 // folder is written beside dir and renamed into place, so a crash never leaves a half checkpoint.
 func (tr *Trainer) SaveCheckpoint(dir string, epoch, epochStep int) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)

@@ -1,6 +1,7 @@
 package ddpm
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/sugarme/gotch"
@@ -74,6 +75,9 @@ type SampleOptions struct {
 	KeepFrames map[int]bool
 	// Progress, if set, is called after every step with the number of steps done.
 	Progress func(done, total int)
+	// Context, if set, is checked before every step; sampling stops with its error once it is
+	// done (for example on Ctrl-C).
+	Context context.Context
 }
 
 // SampleResult holds the final images and any kept frames, as Go values in [-1, 1] (clamped).
@@ -114,6 +118,9 @@ func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*
 		}
 		timesteps := sampler.Timesteps()
 		for i, t := range timesteps {
+			if opts.Context != nil && opts.Context.Err() != nil {
+				return opts.Context.Err()
+			}
 			var s scope
 			tt := s.fromInt64(repeatInt64(int64(t), batch), device)
 			eps := model.guidedNoise(&s, x, tt, labels, opts.Guidance)

@@ -12,6 +12,9 @@ import "C"
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 
 	_ "github.com/sugarme/gotch/ts"
 )
@@ -41,4 +44,35 @@ func setGradEnabled(enabled bool) (prev bool, err error) {
 	default:
 		return false, errors.New("libtorch: could not set grad mode")
 	}
+}
+
+// LibtorchDir is the folder of the libtorch this process loaded (found through
+// /proc/self/maps), or "" when it cannot be told.
+func LibtorchDir() string {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if i := strings.Index(line, "/"); i >= 0 && strings.HasSuffix(line, "/libtorch_cpu.so") {
+			return filepath.Dir(filepath.Dir(line[i:]))
+		}
+	}
+	return ""
+}
+
+// LibtorchVersion reads the version of the loaded libtorch from the files its distributions
+// carry (version.txt written by our setup from the PyPI wheel, or build-version in
+// pytorch.org's zips), or returns "unknown".
+func LibtorchVersion() string {
+	dir := LibtorchDir()
+	if dir == "" {
+		return "unknown"
+	}
+	for _, name := range []string{"version.txt", "build-version"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return "unknown (" + dir + ")"
 }

@@ -156,3 +156,13 @@ func stepSeed(seed, step int64) int64 {
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return int64((z ^ (z >> 31)) >> 1)
 }
+
+// SamplingWeights copies the weights to sample with into dst (a model of the same
+// configuration): the EMA average when there is one and useEMA is set, else the raw weights.
+// It returns which were used, "ema" or "raw".
+func (tr *Trainer) SamplingWeights(dst *Model, useEMA bool) (string, error) {
+	if useEMA && tr.EMA != nil {
+		return "ema", tr.EMA.CopyTo(dst.params)
+	}
+	return "raw", dst.CopyFrom(tr.Model)
+}

@@ -1,0 +1,450 @@
+package quality
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/data"
+)
+
+// cacheFormat is bumped when the network, the files or the training code change in a way that
+// makes old cached classifiers wrong; it is part of the cache key.
+const cacheFormat = 1
+
+// Files inside a classifier's cache folder.
+const (
+	weightsFile = "weights.ot"      // the network's tensors (gotch SaveMultiNew)
+	infoFile    = "classifier.json" // Info
+)
+
+// staleLockAge is how old a lock of a live-looking process must be before it is broken anyway.
+const staleLockAge = 2 * time.Hour
+
+// Info is what classifier.json records about a trained classifier.
+type Info struct {
+	Format       int               `json:"format"`
+	Dataset      string            `json:"dataset"`
+	Key          string            `json:"key"`        // the full cache key (hex SHA-256)
+	DataFiles    map[string]string `json:"data_files"` // file name → hex SHA-256 of its bytes
+	Config       TrainConfig       `json:"config"`
+	TestAccuracy float64           `json:"test_accuracy"` // share of the test split classified right
+	TestImages   int               `json:"test_images"`
+	TrainImages  int               `json:"train_images"` // images actually trained on
+	TrainSeconds float64           `json:"train_seconds"`
+	Device       string            `json:"device"`
+	Created      time.Time         `json:"created"`
+}
+
+// Options says where LoadOrTrainWith finds data and keeps classifiers. Zero values are defaults.
+type Options struct {
+	Dataset string // "mnist" or "fashion_mnist"
+	DataDir string // as for data.Locate; "" searches the usual places
+	// CacheDir holds the classifier folders; "" is $DDPMLAB_CACHE/classifiers, else
+	// ~/.cache/ddpmlab/classifiers.
+	CacheDir string
+	Device   gotch.Device // where to train and run; the zero value is the CPU
+	Config   *TrainConfig // nil: DefaultConfig(Dataset)
+	Log      io.Writer    // progress lines; nil for none
+}
+
+// LoadOrTrain returns the reference classifier of dataset, training it on first use.
+// See LoadOrTrainWith.
+func LoadOrTrain(ctx context.Context, dataset, dataDir string, log io.Writer) (*Classifier, error) {
+	return LoadOrTrainWith(ctx, Options{Dataset: dataset, DataDir: dataDir, Log: log})
+}
+
+// LoadOrTrainWith loads the reference classifier for o.Dataset from the cache, or trains it on
+// the train split, measures it on the test split and caches it first.
+//
+// The cache folder is <CacheDir>/<dataset>-<key12>, where key is the SHA-256 of the cache format,
+// the dataset name, the SHA-256 of each of the four IDX files' bytes as stored (.gz or raw) and
+// the training config. Different data or config → a different folder; the same → trained once.
+//
+// The folder is written beside its final name and renamed into place, so it is complete or
+// absent. Concurrent processes take <folder>.lock (created with O_EXCL, holding host, pid and
+// time): one trains, the others wait for the folder (or for ctx). A lock whose process is gone
+// (same host) or that is older than two hours is broken.
+//
+// Training takes about a minute on 2 CPU cores and reseeds libtorch's generator. The caller must
+// have locked its OS thread.
+func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
+	cfg, floor, err := DefaultConfig(o.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	if o.Config != nil {
+		cfg = *o.Config
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if o.Device.Name == "" {
+		o.Device = gotch.CPU
+	}
+	root, err := cacheRoot(o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := data.Locate(o.Dataset, o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := hashDataFiles(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := cacheKey(o.Dataset, files, cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, o.Dataset+"-"+key[:12])
+
+	if c, err := load(dir, o.Device); err == nil {
+		return c, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("quality: %w", err)
+	}
+	unlock, err := acquireLock(ctx, dir, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another process may have trained it while we waited.
+	if c, err := load(dir, o.Device); err == nil {
+		return c, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+
+	trainSet, err := data.Load(o.Dataset, dataDir, data.Train)
+	if err != nil {
+		return nil, err
+	}
+	testSet, err := data.Load(o.Dataset, dataDir, data.Test)
+	if err != nil {
+		return nil, err
+	}
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "quality: training the %s reference classifier (%d images, %d epochs) into %s\n",
+			o.Dataset, trainSet.N, cfg.Epochs, dir)
+	}
+	res, err := train(ctx, cfg, trainSet, testSet, o.Device, o.Log)
+	if err != nil {
+		return nil, fmt.Errorf("quality: train %s classifier: %w", o.Dataset, err)
+	}
+	c := newClassifier(o.Dataset, res.weights, o.Device, Info{Config: cfg})
+	acc, err := c.accuracy(testSet)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	trained := trainSet.N
+	if cfg.TrainImages > 0 && cfg.TrainImages < trained {
+		trained = cfg.TrainImages
+	}
+	c.Info = Info{Format: cacheFormat, Dataset: o.Dataset, Key: key, DataFiles: files, Config: cfg,
+		TestAccuracy: acc, TestImages: testSet.N, TrainImages: trained, TrainSeconds: res.seconds,
+		Device: o.Device.Name, Created: time.Now().UTC().Truncate(time.Second)}
+	c.Accuracy, c.Dir = acc, dir
+	if err := save(c, dir); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "quality: %s classifier: test accuracy %.2f%% in %.0fs\n", o.Dataset, 100*acc, res.seconds)
+		if acc < floor {
+			fmt.Fprintf(o.Log, "quality: warning: %s classifier accuracy %.2f%% is below the expected %.0f%%\n", o.Dataset, 100*acc, 100*floor)
+		}
+	}
+	return c, nil
+}
+
+func newClassifier(dataset string, weights map[string]*ts.Tensor, device gotch.Device, info Info) *Classifier {
+	c := &Classifier{Dataset: dataset, Info: info, device: device, refs: map[string]referenceStats{}}
+	c.net.bind(weights)
+	for _, p := range paramShapes(info.Config) {
+		c.weights = append(c.weights, weights[p.name])
+	}
+	return c
+}
+
+// cacheRoot resolves the folder that holds classifier folders.
+func cacheRoot(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if c := os.Getenv("DDPMLAB_CACHE"); c != "" {
+		return filepath.Join(c, "classifiers"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("quality: no cache folder: set DDPMLAB_CACHE (%w)", err)
+	}
+	return filepath.Join(home, ".cache", "ddpmlab", "classifiers"), nil
+}
+
+// dataFileNames are the four IDX files of a dataset, without the optional .gz.
+var dataFileNames = [...]string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+
+// hashDataFiles returns the SHA-256 of each IDX file in dir, keyed by its name as found
+// (a .gz file is hashed as stored, not decompressed).
+//
+// TODO: use data.Files(dir) for the file names once package data exports one.
+func hashDataFiles(dir string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, base := range dataFileNames {
+		name := base + ".gz"
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			name = base
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("quality: %w", err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("quality: hash %s: %w", f.Name(), err)
+		}
+		out[name] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
+
+// cacheKey hashes everything a trained classifier depends on. encoding/json sorts map keys and
+// keeps struct field order, so the bytes are canonical.
+func cacheKey(dataset string, files map[string]string, cfg TrainConfig) (string, error) {
+	b, err := json.Marshal(struct {
+		Format  int               `json:"format"`
+		Dataset string            `json:"dataset"`
+		Files   map[string]string `json:"files"`
+		Config  TrainConfig       `json:"config"`
+	}{cacheFormat, dataset, files, cfg})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// load reads a cached classifier. A missing folder gives an error wrapping os.ErrNotExist.
+func load(dir string, device gotch.Device) (*Classifier, error) {
+	b, err := os.ReadFile(filepath.Join(dir, infoFile))
+	if err != nil {
+		return nil, fmt.Errorf("quality: cached classifier: %w", err)
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("quality: %s: %w", filepath.Join(dir, infoFile), err)
+	}
+	named, err := ts.LoadMulti(filepath.Join(dir, weightsFile))
+	if err != nil {
+		return nil, fmt.Errorf("quality: %s: %w", filepath.Join(dir, weightsFile), err)
+	}
+	weights := map[string]*ts.Tensor{}
+	var s scope // frees everything on error; released on success
+	defer s.drop()
+	for _, nt := range named {
+		t := s.do(nt.Tensor, nil)
+		if device != gotch.CPU {
+			t = s.do(t.To(device, false))
+		}
+		weights[nt.Name] = t
+	}
+	for _, p := range paramShapes(info.Config) {
+		t, ok := weights[p.name]
+		if !ok || !s.ok(t) {
+			return nil, fmt.Errorf("quality: %s: missing tensor %s (%v)", filepath.Join(dir, weightsFile), p.name, s.err)
+		}
+		shape, err := t.Size()
+		if err != nil || fmt.Sprint(shape) != fmt.Sprint(p.shape) {
+			return nil, fmt.Errorf("quality: %s: %s has shape %v, want %v", filepath.Join(dir, weightsFile), p.name, shape, p.shape)
+		}
+	}
+	for _, p := range paramShapes(info.Config) {
+		s.release(weights[p.name])
+	}
+	c := newClassifier(info.Dataset, weights, device, info)
+	c.Accuracy, c.Dir = info.TestAccuracy, dir
+	return c, nil
+}
+
+// save writes c's weights and info into dir through a temporary folder beside it.
+func save(c *Classifier, dir string) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op after the rename
+	var named []ts.NamedTensor
+	for i, p := range paramShapes(c.Info.Config) {
+		named = append(named, ts.NamedTensor{Name: p.name, Tensor: c.weights[i]})
+	}
+	// SaveMultiNew: gotch's older SaveMulti corrupts the heap.
+	if err := ts.SaveMultiNew(named, filepath.Join(tmp, weightsFile)); err != nil {
+		return fmt.Errorf("quality: save weights: %w", err)
+	}
+	if err := syncFile(filepath.Join(tmp, weightsFile)); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(c.Info, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, infoFile), append(js, '\n')); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Without the lock (or with a broken one) another process may have won the race; its
+		// folder is as good as ours.
+		if _, statErr := os.Stat(filepath.Join(dir, infoFile)); statErr == nil {
+			return nil
+		}
+		return fmt.Errorf("quality: %w", err)
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// writeFileAtomic writes b to path through a temporary file in the same folder: write, sync,
+// rename, sync the folder. On any error the temporary file is removed.
+func writeFileAtomic(path string, b []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(b); err != nil {
+		return fmt.Errorf("quality: write %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("quality: sync %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("quality: close %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("quality: sync %s: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("quality: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("quality: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// lockInfo is the content of a lock file.
+type lockInfo struct {
+	Host string    `json:"host"`
+	PID  int       `json:"pid"`
+	Time time.Time `json:"time"`
+}
+
+// acquireLock takes dir+".lock", waiting (polling) while another live process holds it, and
+// returns the function that releases it.
+func acquireLock(ctx context.Context, dir string, log io.Writer) (release func(), err error) {
+	path := dir + ".lock"
+	host, _ := os.Hostname()
+	me, _ := json.Marshal(lockInfo{Host: host, PID: os.Getpid(), Time: time.Now().UTC()})
+	waited := false
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			_, werr := f.Write(me)
+			cerr := f.Close()
+			if werr != nil || cerr != nil {
+				os.Remove(path)
+				return nil, fmt.Errorf("quality: write lock %s: %w", path, errors.Join(werr, cerr))
+			}
+			return func() { os.Remove(path) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("quality: lock %s: %w", path, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, infoFile)); err == nil {
+			// Finished by the holder, which is about to remove its lock: no need to hold one.
+			return func() {}, nil
+		}
+		if holder, stale := lockIsStale(path, host); stale {
+			if log != nil {
+				fmt.Fprintf(log, "quality: breaking stale lock %s (%s)\n", path, holder)
+			}
+			os.Remove(path)
+			continue
+		} else if !waited && log != nil {
+			fmt.Fprintf(log, "quality: waiting for %s, held by %s\n", path, holder)
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// lockIsStale reads a lock file and says who holds it and whether the holder is gone: a process
+// on this host that no longer exists, or a lock older than staleLockAge. A lock that cannot be
+// read yet (just created, not yet written) is not stale.
+func lockIsStale(path, host string) (holder string, stale bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unknown", false
+	}
+	var l lockInfo
+	if err := json.Unmarshal(b, &l); err != nil {
+		fi, statErr := os.Stat(path)
+		return "unreadable lock", statErr == nil && time.Since(fi.ModTime()) > time.Minute
+	}
+	holder = "pid " + strconv.Itoa(l.PID) + " on " + l.Host + " since " + l.Time.Format(time.RFC3339)
+	if time.Since(l.Time) > staleLockAge {
+		return holder, true
+	}
+	if l.Host == host && l.PID > 0 {
+		if err := syscall.Kill(l.PID, 0); errors.Is(err, syscall.ESRCH) {
+			return holder, true
+		}
+	}
+	return holder, false
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/executor"
+	"github.com/ddpmlab/ddpmlab/runner/job"
+	"github.com/ddpmlab/ddpmlab/runner/store"
+)
+
+// runOne is the hidden child command that executes one run. It is the only command that
+// trains: each run gets its own process, so a libtorch crash (gotch's Must* ops end the
+// process) fails that run only. Exit codes: 0 done, 1 failed, 3 interrupted, 4 locked by
+// another process.
+func runOne(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "_run-one")
+	root := storeFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one run hash, got %d arguments", len(pos))
+	}
+	st, err := store.Open(*root)
+	if err != nil {
+		return err
+	}
+	hash, err := resolveRun(st, pos[0])
+	if err != nil {
+		return err
+	}
+	lock, err := st.Lock(hash)
+	if err != nil {
+		if store.IsAlreadyLocked(err) {
+			return codedError{executor.ExitLocked, err}
+		}
+		return err
+	}
+	defer lock.Unlock()
+
+	cfg, err := readRunConfig(st, hash)
+	if err != nil {
+		return err
+	}
+	if _, err := st.Begin(hash, 0, cfg.Train.Epochs); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(st.Path(hash, "log.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	threads, _ := strconv.Atoi(os.Getenv("DDPMLAB_THREADS"))
+	if cfg.Runtime.Threads > 0 {
+		threads = cfg.Runtime.Threads
+	}
+	err = job.Run(ctx, job.Options{
+		Store: st, Hash: hash, Progress: e.stdout, Threads: threads, CodeVersion: codeVersion,
+		Log: zerolog.New(logFile).With().Timestamp().Str("run", store.Short(hash)).Logger(),
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, job.ErrInterrupted):
+		return codedError{executor.ExitInterrupted, fmt.Errorf("run %s interrupted; rerun to resume from its checkpoint", store.Short(hash))}
+	default:
+		return codedError{executor.ExitFailed, err}
+	}
+}
+
+// readRunConfig reads a run's recorded config.toml.
+func readRunConfig(st *store.Store, hash string) (config.Config, error) {
+	path := st.Path(hash, "config.toml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Parse(path, raw)
+}

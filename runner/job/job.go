@@ -1,0 +1,391 @@
+// Package job executes one run: it trains, samples and evaluates the config stored under a
+// hash and writes every output into that run's folder in the store. It is the body of the
+// hidden `runner _run-one` child process, which is the only process that touches libtorch.
+//
+// The caller must run Run on a goroutine locked to its OS thread (runtime.LockOSThread):
+// libtorch's grad mode is per thread.
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sugarme/gotch"
+
+	"github.com/ddpmlab/ddpmlab/ddpm"
+	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/store"
+)
+
+// GridSeed seeds the start noise x_T of every sample grid and libtorch's generator while
+// sampling. It is the same for every run, so that grids of a sweep differ only because of
+// their configs, slot by slot.
+const GridSeed = 20240601
+
+// Options says which run to execute and where to report.
+type Options struct {
+	Store       *store.Store
+	Hash        string
+	Progress    io.Writer      // JSON progress lines, one per update (the parent renders them)
+	Log         zerolog.Logger // the run's structured log
+	Threads     int            // libtorch intra-op threads; 0 = leave libtorch's default
+	CodeVersion string
+}
+
+// ErrInterrupted is returned when the context was cancelled (SIGINT/SIGTERM); a checkpoint was
+// written and the run is marked interrupted.
+var ErrInterrupted = errors.New("interrupted")
+
+// Run executes the run and records its end in status.json: done, failed (with the reason) or
+// interrupted. It returns nil, ErrInterrupted, or the error that failed the run. The caller
+// holds the run's lock and has called store.Begin.
+func Run(ctx context.Context, opts Options) error {
+	r := &run{Options: opts, dir: opts.Store.RunDir(opts.Hash)}
+	err := r.execute(ctx)
+	switch {
+	case err == nil:
+		_, serr := opts.Store.Finish(opts.Hash, store.Done, "")
+		return serr
+	case errors.Is(err, ErrInterrupted) || ctx.Err() != nil:
+		opts.Store.Finish(opts.Hash, store.Interrupted, "interrupted by signal; rerun to resume from the last checkpoint")
+		return ErrInterrupted
+	default:
+		opts.Store.Finish(opts.Hash, store.Failed, err.Error())
+		return err
+	}
+}
+
+type run struct {
+	Options
+	dir    string
+	cfg    config.Config
+	device gotch.Device
+
+	loss   []store.LossRow
+	epochs []store.EpochRow
+}
+
+func (r *run) path(parts ...string) string { return filepath.Join(append([]string{r.dir}, parts...)...) }
+
+func (r *run) execute(ctx context.Context) error {
+	raw, err := os.ReadFile(r.path("config.toml"))
+	if err != nil {
+		return err
+	}
+	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
+		return err
+	}
+	cfg := r.cfg
+	if r.device, err = pickDevice(cfg.Runtime.Device); err != nil {
+		return err
+	}
+	if r.Threads > 0 {
+		ddpm.SetNumThreads(r.Threads)
+	}
+	if err := r.writeFingerprint(); err != nil {
+		return err
+	}
+	r.Log.Info().Str("device", deviceName(r.device)).Int("threads", ddpm.NumThreads()).Msg("start")
+
+	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	if err != nil {
+		return err
+	}
+	diffusion, err := ddpm.NewDiffusion(sched, r.device)
+	if err != nil {
+		return err
+	}
+	defer diffusion.Close()
+
+	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
+	if cfg.Model.Conditional {
+		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
+	}
+	ddpm.ManualSeed(cfg.Seed) // the initial weights depend on the seed only
+	model, err := ddpm.NewModel(unet, r.device)
+	if err != nil {
+		return err
+	}
+	sampling, err := ddpm.NewModel(unet, r.device) // receives EMA or raw weights for sampling
+	if err != nil {
+		return err
+	}
+	trainer, err := ddpm.NewTrainer(model, diffusion, ddpm.TrainConfig{
+		LR: cfg.Train.LR, GradClip: cfg.Train.GradClip, EMADecay: cfg.Train.EMADecay,
+		EMAWarmup: cfg.Train.EMAWarmup, PUncond: cfg.Train.PUncond, Seed: cfg.Seed,
+	})
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	trainSeconds := 0.0
+	if cfg.Train.Epochs > 0 {
+		if trainSeconds, err = r.train(ctx, trainer, sampling); err != nil {
+			return err
+		}
+	}
+	weights, err := trainer.SamplingWeights(sampling, cfg.Sample.UseEMA)
+	if err != nil {
+		return err
+	}
+	sampleSeconds, samplerName, err := r.finalSamples(ctx, sched, sampling)
+	if err != nil {
+		return err
+	}
+	if err := r.writeLossPlot(); err != nil {
+		return err
+	}
+	summary := store.Summary{
+		TrainSeconds: trainSeconds, ParamCount: model.ParamCount(), Weights: weights,
+		Sampler: samplerName, SampleSteps: sampleSteps(cfg), SampleSecondsPer64: sampleSeconds * 64 / float64(cfg.Sample.NumImages),
+	}
+	summary.FinalLoss, summary.BestLoss, summary.ImagesPerSec = r.lossSummary()
+	if err := r.Store.WriteSummary(r.Hash, summary); err != nil {
+		return err
+	}
+	r.Log.Info().Dur("wall", time.Since(start)).Float64("final_loss", summary.FinalLoss).Str("weights", weights).Msg("done")
+	return nil
+}
+
+func sampleSteps(cfg config.Config) int {
+	if cfg.Sample.Steps == 0 {
+		return cfg.Diffusion.Timesteps
+	}
+	return cfg.Sample.Steps
+}
+
+// pickDevice maps runtime.device to a libtorch device.
+func pickDevice(name string) (gotch.Device, error) {
+	switch name {
+	case "cpu":
+		return gotch.CPU, nil
+	case "cuda":
+		if !gotch.CudaIfAvailable().IsCuda() {
+			return gotch.CPU, fmt.Errorf("runtime.device = \"cuda\" but libtorch sees no CUDA device")
+		}
+		return gotch.CudaIfAvailable(), nil
+	default:
+		return gotch.CudaIfAvailable(), nil
+	}
+}
+
+// train runs (or resumes) the epochs and returns the training time of this attempt plus that
+// recorded by earlier attempts.
+func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model) (float64, error) {
+	cfg := r.cfg
+	set, err := data.Load(cfg.Data.Dataset, cfg.Data.Dir, data.Train)
+	if err != nil {
+		return 0, err
+	}
+	n := set.N
+	if cfg.Data.TrainSubset > 0 && cfg.Data.TrainSubset < n {
+		n = cfg.Data.TrainSubset
+	}
+	pixels := set.Height * set.Width
+	dataset, err := ddpm.NewDataset(set.Images[:n*pixels], set.Labels[:n], n, 1, set.Height, set.Width, r.device)
+	if err != nil {
+		return 0, err
+	}
+	defer dataset.Close()
+	r.Log.Info().Str("dataset", cfg.Data.Dataset).Str("dir", set.Dir).Int("images", n).Msg("data")
+
+	startEpoch, startBatch := 1, 0
+	last := r.path("checkpoints", "last.ckpt")
+	if _, err := os.Stat(last); err == nil {
+		st, err := tr.LoadCheckpoint(last)
+		if err != nil {
+			return 0, fmt.Errorf("resume: %w (delete %s to start over)", err, last)
+		}
+		startEpoch, startBatch = st.Epoch+1, st.EpochStep
+		if err := r.loadMetrics(tr.Steps()); err != nil {
+			return 0, err
+		}
+		r.Log.Info().Int("epoch", startEpoch).Int("batch", startBatch).Int64("step", tr.Steps()).Msg("resumed from checkpoint")
+	}
+	earlier := 0.0
+	for _, e := range r.epochs {
+		earlier += e.Seconds
+	}
+
+	batchSize := cfg.Train.BatchSize
+	batches := (n + batchSize - 1) / batchSize
+	trainStart := time.Now()
+	lastReport := time.Time{}
+	for epoch := startEpoch; epoch <= cfg.Train.Epochs; epoch++ {
+		order := ddpm.EpochOrder(cfg.Seed, epoch, n)
+		epochStart, images := time.Now(), 0
+		sum, count := 0.0, 0
+		for b := startBatch; b < batches; b++ {
+			if ctx.Err() != nil {
+				return 0, r.interrupt(tr, epoch-1, b)
+			}
+			loss, err := r.step(tr, dataset, order[b*batchSize:min((b+1)*batchSize, n)])
+			if err != nil {
+				r.saveMetrics()
+				return 0, err
+			}
+			images += min((b+1)*batchSize, n) - b*batchSize
+			sum, count = sum+loss, count+1
+			r.loss = append(r.loss, store.LossRow{Step: int(tr.Steps()), Epoch: epoch, Loss: loss})
+			if time.Since(lastReport) > 2*time.Second || b == batches-1 {
+				lastReport = time.Now()
+				rate := float64(images) / time.Since(epochStart).Seconds()
+				remaining := float64((cfg.Train.Epochs-epoch)*n+(n-min((b+1)*batchSize, n))) / rate
+				r.report(epoch, int(tr.Steps()), loss, rate, remaining)
+			}
+		}
+		startBatch = 0
+		seconds := time.Since(epochStart).Seconds()
+		r.epochs = append(r.epochs, store.EpochRow{Epoch: epoch, MeanLoss: sum / math.Max(1, float64(count)), Seconds: seconds, ImagesPerSec: float64(images) / seconds})
+		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).Msg("epoch")
+
+		if every := cfg.Train.SampleEvery; every > 0 && (epoch%every == 0 || epoch == cfg.Train.Epochs) {
+			if err := r.epochGrid(ctx, tr, sampling, epoch); err != nil {
+				if ctx.Err() != nil {
+					return 0, r.interrupt(tr, epoch, 0)
+				}
+				return 0, err
+			}
+		}
+		if err := tr.SaveCheckpoint(last, epoch, 0); err != nil {
+			return 0, err
+		}
+		if every := cfg.Train.CheckpointEvery; every > 0 && epoch%every == 0 {
+			if err := tr.SaveCheckpoint(r.path("checkpoints", fmt.Sprintf("epoch_%03d.ckpt", epoch)), epoch, 0); err != nil {
+				return 0, err
+			}
+		}
+		if err := r.saveMetrics(); err != nil {
+			return 0, err
+		}
+		r.Store.UpdateStatus(r.Hash, func(s *store.Status) { s.Epoch = epoch })
+	}
+	return earlier + time.Since(trainStart).Seconds(), nil
+}
+
+// step trains on one batch and frees it.
+func (r *run) step(tr *ddpm.Trainer, dataset *ddpm.Dataset, indices []int64) (float64, error) {
+	x, y, err := dataset.Batch(indices)
+	if err != nil {
+		return 0, err
+	}
+	defer x.MustDrop()
+	defer y.MustDrop()
+	if !r.cfg.Model.Conditional {
+		return tr.Step(x, nil)
+	}
+	return tr.Step(x, y)
+}
+
+// interrupt checkpoints mid-epoch and flushes the metrics.
+func (r *run) interrupt(tr *ddpm.Trainer, epochsDone, batch int) error {
+	r.Log.Warn().Int("epochs_done", epochsDone).Int("batch", batch).Msg("interrupted: writing checkpoint")
+	if err := tr.SaveCheckpoint(r.path("checkpoints", "last.ckpt"), epochsDone, batch); err != nil {
+		return fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
+	}
+	if err := r.saveMetrics(); err != nil {
+		return err
+	}
+	return ErrInterrupted
+}
+
+// report writes one progress line for the parent.
+func (r *run) report(epoch, step int, loss, rate, eta float64) {
+	if r.Progress == nil {
+		return
+	}
+	line, _ := json.Marshal(map[string]any{
+		"epoch": epoch, "epochs": r.cfg.Train.Epochs, "step": step, "loss": loss,
+		"images_per_sec": math.Round(rate*10) / 10, "eta_seconds": math.Round(eta),
+	})
+	fmt.Fprintf(r.Progress, "%s\n", line)
+}
+
+func (r *run) saveMetrics() error {
+	if err := r.Store.WriteLoss(r.Hash, r.loss); err != nil {
+		return err
+	}
+	return r.Store.WriteEpochs(r.Hash, r.epochs)
+}
+
+// loadMetrics reads the metrics of earlier attempts, keeping the rows up to the checkpoint.
+func (r *run) loadMetrics(steps int64) error {
+	loss, err := r.Store.ReadLoss(r.Hash)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, row := range loss {
+		if int64(row.Step) <= steps {
+			r.loss = append(r.loss, row)
+		}
+	}
+	epochs, err := r.Store.ReadEpochs(r.Hash)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	last := 0
+	if len(r.loss) > 0 {
+		last = r.loss[len(r.loss)-1].Epoch
+	}
+	for _, row := range epochs {
+		if row.Epoch < last || (row.Epoch == last && r.epochComplete(row.Epoch)) {
+			r.epochs = append(r.epochs, row)
+		}
+	}
+	return nil
+}
+
+func (r *run) epochComplete(epoch int) bool {
+	st, err := ddpm.ReadCheckpointState(r.path("checkpoints", "last.ckpt"))
+	return err == nil && st.Epoch >= epoch
+}
+
+func (r *run) lossSummary() (final, best, imagesPerSec float64) {
+	if len(r.epochs) == 0 {
+		return math.NaN(), math.NaN(), 0
+	}
+	best = math.Inf(1)
+	images, seconds := 0.0, 0.0
+	for _, e := range r.epochs {
+		best = min(best, e.MeanLoss)
+		images += e.ImagesPerSec * e.Seconds
+		seconds += e.Seconds
+	}
+	return r.epochs[len(r.epochs)-1].MeanLoss, best, images / seconds
+}
+
+func (r *run) writeFingerprint() error {
+	host, _ := os.Hostname()
+	fp := map[string]string{
+		"code_version":     r.CodeVersion,
+		"go_version":       runtime.Version(),
+		"libtorch_version": ddpm.LibtorchVersion(),
+		"host":             host,
+		"os":               runtime.GOOS,
+		"arch":             runtime.GOARCH,
+		"cpus":             strconv.Itoa(runtime.NumCPU()),
+		"threads":          strconv.Itoa(ddpm.NumThreads()),
+		"device":           deviceName(r.device),
+		"seed":             strconv.FormatInt(r.cfg.Seed, 10),
+	}
+	return store.WriteJSON(r.path("fingerprint.json"), fp)
+}
+
+func deviceName(d gotch.Device) string {
+	if d.IsCuda() {
+		return "cuda"
+	}
+	return "cpu"
+}

@@ -1,0 +1,160 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ddpmlab/ddpmlab/ddpm"
+	"github.com/ddpmlab/ddpmlab/ddpm/viz"
+	"github.com/ddpmlab/ddpmlab/reports"
+)
+
+// gridImages is the number of images of the per-epoch progress grids (8×8, the guide's 64).
+const gridImages = 64
+
+// epochGrid samples the per-epoch "progress photo" with the configured sampler and weights.
+func (r *run) epochGrid(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model, epoch int) error {
+	if _, err := tr.SamplingWeights(sampling, r.cfg.Sample.UseEMA); err != nil {
+		return err
+	}
+	sched := tr.Diffusion.Schedule
+	res, _, _, err := r.sample(ctx, sched, sampling, gridImages, nil)
+	if err != nil {
+		return fmt.Errorf("epoch %d samples: %w", epoch, err)
+	}
+	return r.writeGrid(filepath.Join("samples", fmt.Sprintf("epoch_%03d.png", epoch)), res.Images, gridImages)
+}
+
+// sample draws n images from the fixed start noise with the configured sampler, keeping the
+// frames at keep. It returns the result, the seconds it took and the sampler's name.
+func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Model, n int, keep map[int]bool) (*ddpm.SampleResult, float64, string, error) {
+	cfg := r.cfg
+	sampler, err := ddpm.NewSampler(cfg.Sample.Sampler, sched, cfg.Sample.Steps, cfg.Sample.Eta)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	xT, err := ddpm.NoiseFor(GridSeed, n, 1, 28, 28, r.device)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	defer xT.MustDrop()
+	var labels []int64
+	if model.Net.Config.NumClasses > 0 {
+		// One row per class, so a conditional grid reads like a table of classes.
+		for i := 0; i < n; i++ {
+			labels = append(labels, int64(i*model.Net.Config.NumClasses/n))
+		}
+	}
+	ddpm.ManualSeed(GridSeed)
+	start := time.Now()
+	res, err := ddpm.Sample(model, sampler, xT, ddpm.SampleOptions{
+		Labels: labels, Guidance: cfg.Sample.Guidance, KeepFrames: keep, Context: ctx,
+	})
+	return res, time.Since(start).Seconds(), sampler.Name(), err
+}
+
+// finalSamples writes samples/final.png and the denoising strip and GIF.
+func (r *run) finalSamples(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Model) (seconds float64, samplerName string, err error) {
+	sampler, err := ddpm.NewSampler(r.cfg.Sample.Sampler, sched, r.cfg.Sample.Steps, r.cfg.Sample.Eta)
+	if err != nil {
+		return 0, "", err
+	}
+	timesteps := sampler.Timesteps()
+	stripSteps := pick(timesteps, 10)
+	gifSteps := pick(timesteps, 40)
+	keep := map[int]bool{}
+	for _, t := range append(append([]int{}, stripSteps...), gifSteps...) {
+		keep[t] = true
+	}
+	n := r.cfg.Sample.NumImages
+	res, seconds, samplerName, err := r.sample(ctx, sched, model, n, keep)
+	if err != nil {
+		return 0, "", fmt.Errorf("final samples: %w", err)
+	}
+	if err := r.writeGrid(filepath.Join("samples", "final.png"), res.Images, n); err != nil {
+		return 0, "", err
+	}
+	if err := r.writeDenoising(res, timesteps, stripSteps, gifSteps, min(n, 8)); err != nil {
+		return 0, "", err
+	}
+	return seconds, samplerName, nil
+}
+
+// writeDenoising draws the reverse process: a strip (rows = images, columns = steps, each
+// labelled with the timestep of the x it shows, x_0 last) and a GIF of the whole grid.
+func (r *run) writeDenoising(res *ddpm.SampleResult, timesteps, stripSteps, gifSteps []int, rows int) error {
+	const pixels = 28 * 28
+	var strip []float32
+	var labels []string
+	for row := 0; row < rows; row++ {
+		for _, t := range stripSteps {
+			strip = append(strip, res.Frames[t][row*pixels:(row+1)*pixels]...)
+		}
+	}
+	// A frame kept at step t shows x after that step, i.e. at the next visited timestep.
+	next := map[int]string{}
+	for i, t := range timesteps {
+		next[t] = "x0"
+		if i+1 < len(timesteps) {
+			next[t] = "t=" + strconv.Itoa(timesteps[i+1])
+		}
+	}
+	for _, t := range stripSteps {
+		labels = append(labels, next[t])
+	}
+	if err := os.MkdirAll(r.path("denoise"), 0o755); err != nil {
+		return err
+	}
+	img := viz.LabeledGrid(strip, rows*len(stripSteps), 28, 28, len(stripSteps), 2, 2, labels, nil)
+	if err := viz.WritePNG(r.path("denoise", "strip.png"), img); err != nil {
+		return err
+	}
+	n := min(r.cfg.Sample.NumImages, gridImages)
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	var frames []*image.Gray
+	for _, t := range gifSteps {
+		frames = append(frames, viz.Grid(res.Frames[t][:n*pixels], n, 28, 28, cols, 2, 2))
+	}
+	return viz.WriteGIF(r.path("denoise", "denoise.gif"), frames, 8)
+}
+
+// writeGrid writes n images as a square-ish grid under the run folder.
+func (r *run) writeGrid(rel string, images []float32, n int) error {
+	path := r.path(rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	cols := int(math.Ceil(math.Sqrt(float64(n))))
+	return viz.WritePNG(path, viz.Grid(images, n, 28, 28, cols, 2, 2))
+}
+
+// writeLossPlot writes plots/loss.png from the per-step losses.
+func (r *run) writeLossPlot() error {
+	png, err := reports.RunLossPlot("training loss", r.loss, false)
+	if err != nil || png == nil {
+		return err
+	}
+	if err := os.MkdirAll(r.path("plots"), 0o755); err != nil {
+		return err
+	}
+	return writeFile(r.path("plots", "loss.png"), png)
+}
+
+// pick chooses about k timesteps spread over the sampler's sequence, always including the
+// first and the last.
+func pick(timesteps []int, k int) []int {
+	if len(timesteps) <= k {
+		return timesteps
+	}
+	var out []int
+	for i := 0; i < k; i++ {
+		out = append(out, timesteps[i*(len(timesteps)-1)/(k-1)])
+	}
+	return out
+}

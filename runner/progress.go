@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/ddpmlab/ddpmlab/runner/executor"
+	"github.com/ddpmlab/ddpmlab/runner/store"
+)
+
+// progress renders executor events for a person: a line for every run that starts or ends, as
+// it happens, and the current runs' epoch, loss, speed and ETA — redrawn in place on a
+// terminal, printed every 20 s otherwise.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	total    int
+	finished int
+	failed   int
+	current  map[string]*runProgress // by hash
+	order    []string
+	lastLine time.Time
+	drawn    bool
+}
+
+type runProgress struct {
+	label   string
+	report  executor.ProgressReport
+	started time.Time
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	return &progress{w: w, terminal: isTerminal(w), total: total, current: map[string]*runProgress{}}
+}
+
+// event handles one executor event (calls are serialised by the executor).
+func (p *progress) event(ev executor.Event) {
+	label := ev.Job.Label
+	if label == "" {
+		label = store.Short(ev.Job.Hash)
+	}
+	switch ev.Kind {
+	case executor.Started:
+		p.current[ev.Job.Hash] = &runProgress{label: label, started: time.Now()}
+		p.order = append(p.order, ev.Job.Hash)
+		attempt := ""
+		if ev.Attempt > 1 {
+			attempt = fmt.Sprintf(" (attempt %d)", ev.Attempt)
+		}
+		p.println(fmt.Sprintf("  ▶ %s  %s started%s", store.Short(ev.Job.Hash), label, attempt))
+	case executor.Progress:
+		if r := p.current[ev.Job.Hash]; r != nil && ev.Progress != nil {
+			r.report = *ev.Progress
+			p.status()
+		}
+	case executor.Finished:
+		r := p.current[ev.Job.Hash]
+		delete(p.current, ev.Job.Hash)
+		p.removeOrder(ev.Job.Hash)
+		if !ev.Retrying {
+			p.finished++
+		}
+		took := ""
+		if r != nil {
+			took = " in " + duration(time.Since(r.started).Seconds())
+		}
+		switch ev.Outcome {
+		case executor.OutcomeDone:
+			p.println(fmt.Sprintf("  ✓ %s  %s done%s  [%d/%d]", store.Short(ev.Job.Hash), label, took, p.finished, p.total))
+		case executor.OutcomeFailed:
+			if !ev.Retrying {
+				p.failed++
+			}
+			retry := ""
+			if ev.Retrying {
+				retry = " — retrying"
+			}
+			p.println(fmt.Sprintf("  ✗ %s  %s FAILED%s: %s%s  [%d/%d]", store.Short(ev.Job.Hash), label, took, oneLine(ev.Message), retry, p.finished, p.total))
+		default:
+			p.println(fmt.Sprintf("  ■ %s  %s %s%s: %s", store.Short(ev.Job.Hash), label, ev.Outcome, took, oneLine(ev.Message)))
+		}
+	}
+}
+
+func (p *progress) removeOrder(hash string) {
+	for i, h := range p.order {
+		if h == hash {
+			p.order = append(p.order[:i], p.order[i+1:]...)
+			return
+		}
+	}
+}
+
+// status draws the running runs' progress.
+func (p *progress) status() {
+	if !p.terminal && time.Since(p.lastLine) < 20*time.Second {
+		return
+	}
+	var parts []string
+	for _, h := range p.order {
+		r := p.current[h]
+		rep := r.report
+		if rep.Epochs == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s ep %d/%d loss %.4f %.0f img/s ETA %s",
+			r.label, rep.Epoch, rep.Epochs, rep.Loss, rep.ImagesPerSec, duration(rep.ETASeconds)))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	line := fmt.Sprintf("  … [%d/%d done] %s", p.finished, p.total, strings.Join(parts, " | "))
+	p.lastLine = time.Now()
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// println prints a permanent line, clearing an in-place status line first.
+func (p *progress) println(s string) {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+	fmt.Fprintln(p.w, s)
+}
+
+func (p *progress) close() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+}
+
+// duration formats seconds as 1h02m, 3m05s or 42s.
+func duration(seconds float64) string {
+	if math.IsNaN(seconds) || math.IsInf(seconds, 0) || seconds < 0 {
+		return "?"
+	}
+	d := time.Duration(seconds) * time.Second
+	switch {
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	}
+}
+
+// oneLine keeps the last non-empty line of a message.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
