@@ -76,7 +76,9 @@ type run struct {
 	epochs []store.EpochRow
 }
 
-func (r *run) path(parts ...string) string { return filepath.Join(append([]string{r.dir}, parts...)...) }
+func (r *run) path(parts ...string) string {
+	return filepath.Join(append([]string{r.dir}, parts...)...)
+}
 
 func (r *run) execute(ctx context.Context) error {
 	raw, err := os.ReadFile(r.path("config.toml"))
