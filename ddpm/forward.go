@@ -76,3 +76,36 @@ func (s *scope) gather(coefficients, t *ts.Tensor) *ts.Tensor {
 	picked := s.do(coefficients.IndexSelect(0, t, false))
 	return s.view(picked, -1, 1, 1, 1)
 }
+
+// ForwardFrames noises each of n images (n·h·w values) to every timestep in timesteps with
+// QSample and returns them row by row (image i at timesteps[0], timesteps[1], …), clamped to
+// [-1, 1] for display. The noise comes from seed, so the figure is reproducible.
+func ForwardFrames(d *Diffusion, images []float32, n, h, w int, timesteps []int, seed int64) ([]float32, error) {
+	var s scope
+	defer s.drop()
+	k := len(timesteps)
+	// Repeat each image k times: row i holds image i at every timestep.
+	repeated := make([]float32, 0, n*k*h*w)
+	steps := make([]int64, 0, n*k)
+	for i := 0; i < n; i++ {
+		for _, t := range timesteps {
+			if t < 0 || t >= d.T {
+				return nil, fmt.Errorf("forward frames: timestep %d outside 0..%d", t, d.T-1)
+			}
+			repeated = append(repeated, images[i*h*w:(i+1)*h*w]...)
+			steps = append(steps, int64(t))
+		}
+	}
+	shape := []int64{int64(n * k), 1, int64(h), int64(w)}
+	x0 := s.fromFloat32(repeated, shape, d.Device)
+	noise := s.fromFloat32(GaussianNoise(seed, n*k*h*w), shape, d.Device)
+	t := s.fromInt64(steps, d.Device)
+	if s.err != nil {
+		return nil, s.err
+	}
+	xt := s.do(d.QSample(x0, t, noise))
+	if s.err != nil {
+		return nil, s.err
+	}
+	return clampedValues(xt)
+}

@@ -74,6 +74,18 @@ type run struct {
 
 	loss   []store.LossRow
 	epochs []store.EpochRow
+
+	// For standalone sampling (runner sample): the start-noise seed (0 = GridSeed) and the
+	// class of each image of a conditional model (nil = one row per class).
+	noiseSeed int64
+	classes   []int64
+}
+
+func (r *run) seed() int64 {
+	if r.noiseSeed != 0 {
+		return r.noiseSeed
+	}
+	return GridSeed
 }
 
 func (r *run) path(parts ...string) string {
@@ -202,6 +214,10 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 	}
 	defer dataset.Close()
 	r.Log.Info().Str("dataset", cfg.Data.Dataset).Str("dir", set.Dir).Int("images", n).Msg("data")
+	// The guide's forward-diffusion figure for this run's data and schedule.
+	if err := ForwardGrid(set, tr.Diffusion.Schedule, GuideTimesteps(tr.Diffusion.T), 8, cfg.Seed, r.path("forward.png")); err != nil {
+		return 0, err
+	}
 
 	startEpoch, startBatch := 1, 0
 	last := r.path("checkpoints", "last.ckpt")

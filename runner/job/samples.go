@@ -39,19 +39,20 @@ func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mode
 	if err != nil {
 		return nil, 0, "", err
 	}
-	xT, err := ddpm.NoiseFor(GridSeed, n, 1, 28, 28, r.device)
+	seed := r.seed()
+	xT, err := ddpm.NoiseFor(seed, n, 1, 28, 28, r.device)
 	if err != nil {
 		return nil, 0, "", err
 	}
 	defer xT.MustDrop()
-	var labels []int64
-	if model.Net.Config.NumClasses > 0 {
+	labels := r.classes
+	if model.Net.Config.NumClasses > 0 && labels == nil {
 		// One row per class, so a conditional grid reads like a table of classes.
 		for i := 0; i < n; i++ {
 			labels = append(labels, int64(i*model.Net.Config.NumClasses/n))
 		}
 	}
-	ddpm.ManualSeed(GridSeed)
+	ddpm.ManualSeed(seed)
 	start := time.Now()
 	res, err := ddpm.Sample(model, sampler, xT, ddpm.SampleOptions{
 		Labels: labels, Guidance: cfg.Sample.Guidance, KeepFrames: keep, Context: ctx,

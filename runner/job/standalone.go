@@ -1,0 +1,135 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/ddpmlab/ddpmlab/ddpm"
+	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/viz"
+	"github.com/ddpmlab/ddpmlab/runner/config"
+)
+
+// SampleRequest describes `runner sample`: new samples from a trained run's checkpoint.
+type SampleRequest struct {
+	RunDir           string        // the run's folder (holds checkpoints/last.ckpt)
+	Config           config.Config // the run's config with the sampling overrides applied
+	Seed             int64         // start-noise seed; 0 = the grids' seed
+	Classes          []int64       // class per image for conditional models; nil = one row per class
+	ShowIntermediate bool          // also write the denoising strip and GIF
+	Out              string        // output folder
+}
+
+// SampleResult says what was written.
+type SampleResult struct {
+	Grid, Strip, GIF string
+	Weights          string // "ema" or "raw"
+	Seconds          float64
+}
+
+// Sample draws new samples from a run's last checkpoint.
+func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
+	var out SampleResult
+	device, err := pickDevice(req.Config.Runtime.Device)
+	if err != nil {
+		return out, err
+	}
+	cfg := req.Config
+	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	if err != nil {
+		return out, err
+	}
+	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
+	if cfg.Model.Conditional {
+		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
+	}
+	model, err := ddpm.NewModel(unet, device)
+	if err != nil {
+		return out, err
+	}
+	ckpt := filepath.Join(req.RunDir, "checkpoints", "last.ckpt")
+	if _, err := os.Stat(ckpt); err != nil {
+		return out, fmt.Errorf("no checkpoint at %s: train the run first (runner run, or runner rerun)", ckpt)
+	}
+	if out.Weights, err = ddpm.LoadWeights(ckpt, model, cfg.Sample.UseEMA); err != nil {
+		return out, err
+	}
+	r := &run{cfg: cfg, dir: req.Out, device: device, noiseSeed: req.Seed, classes: req.Classes}
+	if err := os.MkdirAll(req.Out, 0o755); err != nil {
+		return out, err
+	}
+	tag := fmt.Sprintf("%s%d_seed%d", cfg.Sample.Sampler, sampleSteps(cfg), r.seed())
+	if !req.ShowIntermediate {
+		res, seconds, _, err := r.sample(ctx, sched, model, cfg.Sample.NumImages, nil)
+		if err != nil {
+			return out, err
+		}
+		out.Grid, out.Seconds = filepath.Join(req.Out, "samples_"+tag+".png"), seconds
+		return out, r.writeGrid("samples_"+tag+".png", res.Images, cfg.Sample.NumImages)
+	}
+	seconds, _, err := r.finalSamples(ctx, sched, model)
+	if err != nil {
+		return out, err
+	}
+	// finalSamples writes samples/final.png and denoise/…; give them this request's names.
+	out.Seconds = seconds
+	out.Grid = filepath.Join(req.Out, "samples_"+tag+".png")
+	out.Strip = filepath.Join(req.Out, "denoise_"+tag+".png")
+	out.GIF = filepath.Join(req.Out, "denoise_"+tag+".gif")
+	for from, to := range map[string]string{"samples/final.png": out.Grid, "denoise/strip.png": out.Strip, "denoise/denoise.gif": out.GIF} {
+		if err := os.Rename(filepath.Join(req.Out, from), to); err != nil {
+			return out, err
+		}
+	}
+	os.Remove(filepath.Join(req.Out, "samples"))
+	os.Remove(filepath.Join(req.Out, "denoise"))
+	return out, nil
+}
+
+// ForwardGrid draws the guide's forward-diffusion figure: n training images (rows) noised to
+// each of the timesteps (columns) with q_sample, written as a labelled PNG to path.
+func ForwardGrid(set *data.Set, sched *ddpm.Schedule, timesteps []int, n int, seed int64, path string) error {
+	diffusion, err := ddpm.NewDiffusion(sched, gotch.CPU)
+	if err != nil {
+		return err
+	}
+	defer diffusion.Close()
+	pixels := set.Height * set.Width
+	r := rand.New(rand.NewPCG(uint64(seed), 1))
+	var images []float32
+	for _, i := range r.Perm(set.N)[:n] {
+		images = append(images, set.Images[i*pixels:(i+1)*pixels]...)
+	}
+	noised, err := ddpm.ForwardFrames(diffusion, images, n, set.Height, set.Width, timesteps, seed)
+	if err != nil {
+		return err
+	}
+	var labels []string
+	for _, t := range timesteps {
+		labels = append(labels, "t="+strconv.Itoa(t))
+	}
+	img := viz.LabeledGrid(noised, n*len(timesteps), set.Height, set.Width, len(timesteps), 2, 2, labels, nil)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return viz.WritePNG(path, img)
+}
+
+// GuideTimesteps are the columns of the guide's forward-diffusion figure, t = 0, 50, 100,
+// 200, 400, 600, 800, 999 for T = 1000, scaled to other T.
+func GuideTimesteps(T int) []int {
+	var out []int
+	for _, t := range []int{0, 50, 100, 200, 400, 600, 800, 999} {
+		v := min(T-1, t*T/1000)
+		if len(out) == 0 || v > out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
