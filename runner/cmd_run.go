@@ -53,6 +53,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg, err = resolveSource(st, cfg); err != nil {
+		return err
+	}
 	hash, err := createRun(st, cfg)
 	if err != nil {
 		return err

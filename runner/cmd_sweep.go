@@ -68,6 +68,14 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Sampling-only runs name their source by any prefix; their identity uses the full hash.
+	for i := range plan.Runs {
+		r := &plan.Runs[i]
+		if r.Config, err = resolveSource(st, r.Config); err != nil {
+			return fmt.Errorf("%s: %w", pos[0], err)
+		}
+		r.Hash = r.Config.Hash()
+	}
 	name := manifestName(plan)
 	manifest := store.Manifest{Name: name, File: pos[0], Scale: plan.Scale, Created: time.Now().UTC(), VariedKeys: plan.VariedKeys}
 	for _, r := range plan.Runs {

@@ -17,6 +17,10 @@ import (
 // the same bytes), no spaces. data.dir and [runtime] are left out. The hash is the SHA-256 of
 // exactly these bytes, and the run store keeps them as canonical.json.
 //
+// A sampling-only config (sample.from_run set) is keyed by the source run's hash plus its own
+// seed, [sample] and [eval]: the rest is the source run's and is left out. An empty
+// sample.from_run is left out too, so ordinary configs hash as they always did.
+//
 // Canonical is meant for valid configs: a NaN or infinite float (which Validate rejects)
 // would not give valid JSON.
 func (c Config) Canonical() []byte {
@@ -24,7 +28,7 @@ func (c Config) Canonical() []byte {
 	top := map[string]string{}             // top-level key -> JSON value
 	tabs := map[string]map[string]string{} // table -> key -> JSON value
 	for _, f := range fields {
-		if !f.hashed {
+		if !f.hashed || !c.inIdentity(f.key) {
 			continue
 		}
 		v, _ := c.Get(f.key)
@@ -46,6 +50,17 @@ func (c Config) Canonical() []byte {
 	var b strings.Builder
 	writeObject(&b, top)
 	return []byte(b.String())
+}
+
+// inIdentity reports whether a hashed key is part of this config's identity.
+func (c Config) inIdentity(key string) bool {
+	if key == "sample.from_run" {
+		return c.SamplingOnly()
+	}
+	if !c.SamplingOnly() {
+		return true
+	}
+	return key == "seed" || strings.HasPrefix(key, "sample.") || strings.HasPrefix(key, "eval.")
 }
 
 func writeObject(b *strings.Builder, kv map[string]string) {
@@ -221,13 +236,17 @@ func (c Config) Explain() string {
 			mark = "*"
 		}
 		line := fmt.Sprintf("  %s %-24s = %s\n", mark, f.key, tomlValue(v))
-		if !f.hashed {
+		if !f.hashed || !c.inIdentity(f.key) {
 			excluded = append(excluded, line)
 			continue
 		}
 		b.WriteString(line)
 	}
-	b.WriteString("not hashed (where the data lives and where computing happens do not change what is computed):\n")
+	if c.SamplingOnly() {
+		b.WriteString("not hashed (a sampling-only run takes data, model, diffusion and train from run " + c.Sample.FromRun + "; data.dir and runtime never count):\n")
+	} else {
+		b.WriteString("not hashed (where the data lives and where computing happens do not change what is computed):\n")
+	}
 	for _, l := range excluded {
 		b.WriteString(l)
 	}

@@ -73,6 +73,10 @@ type Sample struct {
 	NumImages int     `toml:"num_images"`
 	Guidance  float64 `toml:"guidance"` // classifier-free guidance weight; conditional models only
 	UseEMA    bool    `toml:"use_ema"`
+	// FromRun makes a sampling-only run: the hash of a trained run whose last checkpoint is
+	// sampled and evaluated, with no training. Its data, model, diffusion and train settings
+	// are the source run's.
+	FromRun string `toml:"from_run"`
 }
 
 // Eval sets the quality metrics.
@@ -160,6 +164,17 @@ func Keys() []string {
 		ks[i] = f.key
 	}
 	return ks
+}
+
+// SamplingOnly reports whether c samples another run's checkpoint instead of training.
+func (c Config) SamplingOnly() bool { return c.Sample.FromRun != "" }
+
+// WithSource returns the sampling-only config c with the data, model, diffusion and train
+// settings of the trained run it samples from; sample, eval, seed and runtime stay c's.
+func (c Config) WithSource(source Config) Config {
+	out := c
+	out.Data, out.Model, out.Diffusion, out.Train = source.Data, source.Model, source.Diffusion, source.Train
+	return out
 }
 
 // IsHashed reports whether key is part of the hash (every key but data.dir and runtime.*).

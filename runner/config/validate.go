@@ -85,7 +85,12 @@ func (c Config) Validate() error {
 
 	s := c.Sample
 	oneOf(&e, "sample.sampler", s.Sampler, Samplers)
-	if s.Steps < 0 || s.Steps > d.Timesteps && d.Timesteps >= 1 {
+	if s.FromRun != "" && !isHex(s.FromRun, 4, 64) {
+		e.add("sample.from_run", "must be a run hash (4 to 64 hex digits, see `runner list`), got %q", s.FromRun)
+	}
+	// For a sampling-only run the model and the timesteps are the source run's: these two
+	// checks are made again once the source is known.
+	if s.Steps < 0 || s.Steps > d.Timesteps && d.Timesteps >= 1 && s.FromRun == "" {
 		e.add("sample.steps", "must be 0 (all) or in 1..diffusion.timesteps (%d), got %d", d.Timesteps, s.Steps)
 	}
 	if !(s.Eta >= 0 && s.Eta <= 1) {
@@ -96,7 +101,7 @@ func (c Config) Validate() error {
 	}
 	if !(s.Guidance >= 0) {
 		e.add("sample.guidance", "must be >= 0, got %s", formatFloat(s.Guidance))
-	} else if s.Guidance > 0 && !m.Conditional {
+	} else if s.Guidance > 0 && !m.Conditional && s.FromRun == "" {
 		e.add("sample.guidance", "needs model.conditional = true (got guidance %s on an unconditional model)", formatFloat(s.Guidance))
 	}
 
@@ -123,4 +128,17 @@ func atLeast(e *ErrorList, key string, v, lo int) {
 	if v < lo {
 		e.add(key, "must be >= %d, got %d", lo, v)
 	}
+}
+
+// isHex reports whether s is lowercase or uppercase hex of length lo..hi.
+func isHex(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }

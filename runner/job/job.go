@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -100,6 +101,27 @@ func (r *run) execute(ctx context.Context) error {
 	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
 		return err
 	}
+	var sourceCheckpoint string
+	if r.cfg.SamplingOnly() {
+		// A sampling-only run: the model, data and schedule are the source run's.
+		source, err := r.Store.Resolve(r.cfg.Sample.FromRun)
+		if err != nil {
+			return fmt.Errorf("sample.from_run: %w", err)
+		}
+		raw, err := os.ReadFile(r.Store.Path(source, "config.toml"))
+		if err != nil {
+			return fmt.Errorf("sample.from_run: %w", err)
+		}
+		sourceCfg, err := config.Parse(r.Store.Path(source, "config.toml"), raw)
+		if err != nil {
+			return err
+		}
+		r.cfg = r.cfg.WithSource(sourceCfg)
+		if err := r.cfg.Validate(); err != nil {
+			return err
+		}
+		sourceCheckpoint = r.Store.Path(source, filepath.Join("checkpoints", "last.ckpt"))
+	}
 	cfg := r.cfg
 	if r.device, err = pickDevice(cfg.Runtime.Device); err != nil {
 		return err
@@ -145,14 +167,20 @@ func (r *run) execute(ctx context.Context) error {
 
 	start := time.Now()
 	trainSeconds := 0.0
-	if cfg.Train.Epochs > 0 {
-		if trainSeconds, err = r.train(ctx, trainer, sampling); err != nil {
+	var weights string
+	if sourceCheckpoint != "" {
+		if weights, err = ddpm.LoadWeights(sourceCheckpoint, sampling, cfg.Sample.UseEMA); err != nil {
+			return fmt.Errorf("sample.from_run: %w", err)
+		}
+	} else {
+		if cfg.Train.Epochs > 0 {
+			if trainSeconds, err = r.train(ctx, trainer, sampling); err != nil {
+				return err
+			}
+		}
+		if weights, err = trainer.SamplingWeights(sampling, cfg.Sample.UseEMA); err != nil {
 			return err
 		}
-	}
-	weights, err := trainer.SamplingWeights(sampling, cfg.Sample.UseEMA)
-	if err != nil {
-		return err
 	}
 	sampleSeconds, samplerName, err := r.finalSamples(ctx, sched, sampling)
 	if err != nil {
@@ -166,6 +194,12 @@ func (r *run) execute(ctx context.Context) error {
 		Sampler: samplerName, SampleSteps: sampleSteps(cfg), SampleSecondsPer64: sampleSeconds * 64 / float64(cfg.Sample.NumImages),
 	}
 	summary.FinalLoss, summary.BestLoss, summary.ImagesPerSec = r.lossSummary()
+	if cfg.SamplingOnly() {
+		// The losses that describe these weights are the source run's.
+		if source, err := r.Store.ReadSummary(filepath.Base(filepath.Dir(filepath.Dir(sourceCheckpoint)))); err == nil {
+			summary.FinalLoss, summary.BestLoss = source.FinalLoss, source.BestLoss
+		}
+	}
 	if err := r.Store.WriteSummary(r.Hash, summary); err != nil {
 		return err
 	}
@@ -267,7 +301,8 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 		startBatch = 0
 		seconds := time.Since(epochStart).Seconds()
 		r.epochs = append(r.epochs, store.EpochRow{Epoch: epoch, MeanLoss: sum / math.Max(1, float64(count)), Seconds: seconds, ImagesPerSec: float64(images) / seconds})
-		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).Msg("epoch")
+		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).
+			Int64("rss_mb", residentMB()).Int("live_tensors", ddpm.LiveTensors()).Msg("epoch")
 
 		if every := cfg.Train.SampleEvery; every > 0 && (epoch%every == 0 || epoch == cfg.Train.Epochs) {
 			if err := r.epochGrid(ctx, tr, sampling, epoch); err != nil {
@@ -372,7 +407,7 @@ func (r *run) epochComplete(epoch int) bool {
 
 func (r *run) lossSummary() (final, best, imagesPerSec float64) {
 	if len(r.epochs) == 0 {
-		return math.NaN(), math.NaN(), 0
+		return 0, 0, 0
 	}
 	best = math.Inf(1)
 	images, seconds := 0.0, 0.0
@@ -406,4 +441,23 @@ func deviceName(d gotch.Device) string {
 		return "cuda"
 	}
 	return "cpu"
+}
+
+// residentMB is this process's resident memory (VmRSS) in MiB, or -1 if unknown. Each epoch
+// logs it, so a run's log shows whether memory stays flat.
+func residentMB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return kb / 1024
+		}
+	}
+	return -1
 }
