@@ -56,6 +56,22 @@ func (s *Sweep) Expand(scale string, sets []string) (*Plan, error) {
 	if scale == "" {
 		scale = DefaultScale
 	}
+	var missing config.ErrorList
+	for _, key := range s.Requires {
+		given := false
+		for _, set := range sets {
+			if k, _, err := config.SplitSet(set); err == nil && k == key {
+				given = true
+			}
+		}
+		if !given {
+			missing = append(missing, &config.FieldError{File: s.File, Field: key,
+				Msg: fmt.Sprintf("this sweep needs it from the command line: --set %s=… (see the sweep file's comments)", key)})
+		}
+	}
+	if err := missing.Err(); err != nil {
+		return nil, err
+	}
 	plan, errs := s.expand(scale, sets)
 	if err := errs.Err(); err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package sweep
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/ddpmlab/ddpmlab/runner/config"
 )
 
 // Every shipped sweep loads and expands at every scale.
@@ -21,7 +23,7 @@ func TestShippedExperiments(t *testing.T) {
 				t.Errorf("name %q does not match the file name %s", s.Name, want)
 			}
 			for _, scale := range []string{"quick", "full"} {
-				p, err := s.Expand(scale, nil)
+				p, err := s.Expand(scale, requiredSets(s))
 				if err != nil {
 					t.Fatalf("scale %s: %v", scale, err)
 				}
@@ -34,4 +36,18 @@ func TestShippedExperiments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requiredSets gives every key a sweep requires from the command line a valid stand-in value.
+func requiredSets(s *Sweep) []string {
+	var sets []string
+	for _, key := range s.Requires {
+		if key == "sample.from_run" {
+			sets = append(sets, key+"=0123456789ab")
+			continue
+		}
+		v, _ := config.Default().Get(key)
+		sets = append(sets, key+"="+config.FormatValue(v))
+	}
+	return sets
 }

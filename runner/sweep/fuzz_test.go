@@ -42,7 +42,7 @@ func FuzzSweep(f *testing.F) {
 			scales = []string{""}
 		}
 		for _, scale := range scales {
-			p, err := s.Expand(scale, nil)
+			p, err := s.Expand(scale, requiredSets(s))
 			if err != nil {
 				t.Fatalf("Load accepted the sweep, but Expand(%q) failed: %v", scale, err)
 			}

@@ -27,7 +27,7 @@ const DefaultScale = "quick"
 var validName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // topKeys are the keys allowed at the top level of a sweep file.
-var topKeys = []string{"name", "description", "base", "seeds", "set", "grid", "zip", "case", "random", "scale"}
+var topKeys = []string{"name", "description", "base", "requires", "seeds", "set", "grid", "zip", "case", "random", "scale"}
 
 // Sweep is a parsed and fully validated sweep file.
 type Sweep struct {
@@ -35,6 +35,9 @@ type Sweep struct {
 	Description string
 	File        string // the sweep file, as given to Load
 	Base        string // the base config file, resolved against the sweep file's folder
+	// Requires lists config keys the user must give with --set, such as the trained run a
+	// sampling-only sweep samples (sample.from_run).
+	Requires []string
 
 	base    config.Config
 	basePos config.Positions
@@ -154,6 +157,9 @@ func parse(file string, data []byte, load func(string) (config.Config, config.Po
 		s.base, s.basePos = c, pos
 	}
 
+	if v, ok := doc["requires"]; ok {
+		s.Requires = p.requires(v)
+	}
 	if v, ok := doc["seeds"]; ok {
 		s.seeds = p.seeds(v)
 	}
@@ -518,4 +524,27 @@ func sortedKeys[V any](m map[string]V) []string {
 // sortByLine orders items by their line in the file (stable, so equal lines keep key order).
 func sortByLine[T any](items []T, line func(T) int) {
 	slices.SortStableFunc(items, func(a, b T) int { return line(a) - line(b) })
+}
+
+// requires reads `requires = ["key", …]`: config keys that must come from --set.
+func (p *parser) requires(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		p.errorf("requires", "requires", "must be a list of config keys, got %s", config.Describe(v))
+		return nil
+	}
+	var keys []string
+	for _, item := range list {
+		k, ok := item.(string)
+		if !ok {
+			p.errorf("requires", "requires", "must be a list of config keys, got an element %s", config.Describe(item))
+			continue
+		}
+		if !isConfigKey(k) {
+			p.errorf("requires", "requires", "unknown config key %q%s", k, config.Suggest(k))
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys
 }

@@ -295,3 +295,28 @@ func TestExpandErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRequires(t *testing.T) {
+	s, err := load(t, `requires = ["sample.from_run"]
+[grid]
+"sample.steps" = [10, 20]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expand("", nil); err == nil || !strings.Contains(err.Error(), "--set sample.from_run=") {
+		t.Fatalf("Expand without the required --set: got %v, want an error naming --set sample.from_run", err)
+	}
+	p, err := s.Expand("", []string{"sample.from_run=abcdef012345"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Runs {
+		if r.Config.Sample.FromRun != "abcdef012345" {
+			t.Errorf("run %s: from_run %q", r.Label(), r.Config.Sample.FromRun)
+		}
+	}
+	if _, err := load(t, "requires = [\"sample.form_run\"]\n"); err == nil || !strings.Contains(err.Error(), "unknown config key") {
+		t.Errorf("unknown required key: got %v", err)
+	}
+}
