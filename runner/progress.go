@@ -80,7 +80,11 @@ func (p *progress) event(ev executor.Event) {
 			}
 			p.println(fmt.Sprintf("  ✗ %s  %s FAILED%s: %s%s  [%d/%d]", store.Short(ev.Job.Hash), label, took, oneLine(ev.Message), retry, p.finished, p.total))
 		default:
-			p.println(fmt.Sprintf("  ■ %s  %s %s%s: %s", store.Short(ev.Job.Hash), label, ev.Outcome, took, oneLine(ev.Message)))
+			msg := ""
+			if m := oneLine(ev.Message); m != "" {
+				msg = ": " + m
+			}
+			p.println(fmt.Sprintf("  ■ %s  %s %s%s%s", store.Short(ev.Job.Hash), label, ev.Outcome, took, msg))
 		}
 	}
 }
