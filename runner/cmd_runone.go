@@ -18,7 +18,7 @@ import (
 // runOne is the hidden child command that executes one run. It is the only command that
 // trains: each run gets its own process, so a libtorch crash (gotch's Must* ops end the
 // process) fails that run only. Exit codes: 0 done, 1 failed, 3 interrupted, 4 locked by
-// another process.
+// another process or already done (skipped; status.json untouched).
 func runOne(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "_run-one")
 	root := storeFlag(fs)
@@ -45,6 +45,12 @@ func runOne(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer lock.Unlock()
+	// The parent planned this run from a status it read earlier; another process (a second
+	// sweep on the same store) may have finished it since. Never train a done run again:
+	// exit as a skipped run, which leaves status.json as it is.
+	if status, err := st.ReadStatus(hash); err == nil && status.State == store.Done {
+		return codedError{executor.ExitLocked, fmt.Errorf("run %s is already done (by pid %d on %s); not training it again", store.Short(hash), status.PID, status.Host)}
+	}
 
 	cfg, err := readRunConfig(st, hash)
 	if err != nil {

@@ -124,7 +124,7 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "nothing to train: every run is done.")
 	}
 	if ctx.Err() != nil {
-		runErr = codedError{130, errors.New("interrupted: running runs were checkpointed; run the same command again to resume")}
+		runErr = errInterrupted
 	}
 
 	// 4. Report, also after failures or an interruption.

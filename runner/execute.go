@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -16,7 +17,11 @@ type localOptions struct {
 	failFast bool
 }
 
+// errInterrupted is what a command that trains returns after Ctrl-C or SIGTERM: exit code 130.
+var errInterrupted = codedError{130, errors.New("interrupted: running runs were checkpointed; run the same command again to resume")}
+
 // executeLocal runs jobs as child processes of this binary, rendering progress to stderr.
+// After Ctrl-C or SIGTERM it returns the result so far and errInterrupted.
 func executeLocal(ctx context.Context, e *env, st *store.Store, jobs []executor.Job, opts localOptions) (executor.Result, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -29,5 +34,9 @@ func executeLocal(ctx context.Context, e *env, st *store.Store, jobs []executor.
 		Exe: exe, Store: st, Jobs: n, Threads: threads,
 		Retry: opts.retry, FailFast: opts.failFast, OnEvent: p.event,
 	}
-	return l.Run(ctx, jobs)
+	res, err := l.Run(ctx, jobs)
+	if err != nil && ctx.Err() != nil {
+		return res, errInterrupted
+	}
+	return res, err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -266,7 +267,8 @@ func train(ctx context.Context, cfg TrainConfig, trainSet, testSet *data.Set, de
 	for _, p := range paramShapes(cfg) {
 		// PyTorch's default init for conv and linear layers: uniform in ±1/√fan_in.
 		bound := 1 / math.Sqrt(float64(p.fanIn))
-		t, err := vs.Root().NewVar(p.name, p.shape, nn.NewUniformInit(-bound, bound))
+		layer, name, _ := strings.Cut(p.name, ".") // gotch's paths reject "." inside a name
+		t, err := vs.Root().Sub(layer).NewVar(name, p.shape, nn.NewUniformInit(-bound, bound))
 		if err != nil {
 			return res, fmt.Errorf("create %s: %w", p.name, err)
 		}

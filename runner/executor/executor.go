@@ -3,7 +3,7 @@
 // Every run is executed by its own process, `runner _run-one --store DIR HASH`, so that a
 // libtorch crash, a log.Fatal inside gotch or an out-of-memory kill takes down one run and
 // not the runner. Local is a pool that runs up to Jobs such children at once on this
-// machine; a Slurm executor will follow.
+// machine; the Slurm executor (slurm.go) submits the same runs as one job array.
 //
 // # The child's contract
 //
