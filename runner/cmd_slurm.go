@@ -114,14 +114,15 @@ func runSlurmSweep(ctx context.Context, e *env, st *store.Store, o sweepOptions,
 		return fmt.Errorf("report: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "report: %s\n", index)
+	// Every run to do counts, also those waited for in an earlier submission.
 	failed := 0
-	for _, h := range missing {
-		if s, err := st.ReadStatus(h); err == nil && s.State != store.Done {
+	for _, j := range todo {
+		if s, err := st.ReadStatus(j.Hash); err == nil && s.State != store.Done {
 			failed++
 		}
 	}
 	if failed > 0 {
-		return codedError{1, fmt.Errorf("%d of %d runs did not finish (runner status %s)", failed, len(missing), name)}
+		return codedError{1, fmt.Errorf("%d of %d runs did not finish (runner status %s)", failed, len(todo), name)}
 	}
 	return nil
 }
@@ -179,6 +180,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			slurmState = t.JobID + "_" + fmt.Sprint(t.Index) + " " + t.SlurmState
 			if t.State != executor.TaskDone {
 				state = string(t.State)
+			}
+			// scancel (or preemption) of a running task: the runner checkpointed on SIGTERM,
+			// recorded interrupted and exited 3; Slurm says CANCELLED (in the SLURM column),
+			// but the run resumes where it stopped.
+			if t.State == executor.TaskCancelled && t.ExitCode == executor.ExitInterrupted && status.State == store.Interrupted {
+				state = string(store.Interrupted)
 			}
 			if t.ExitCode != 0 || t.Signal != 0 {
 				exit = fmt.Sprintf("%d", t.ExitCode)

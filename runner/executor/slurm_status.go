@@ -346,7 +346,9 @@ func expandIndices(spec string) []int {
 	return idx
 }
 
-// Settle records in the store what the children of ended tasks could not: a task that
+// Settle records in the store what the children of ended tasks could not: for a run that
+// recorded its own failure, the exit code and log tail that only the task's parent (here,
+// Slurm) knows, as the local executor adds them; a task that
 // Slurm ended while its run's status.json still says running (killed by SIGKILL after
 // KillWait, out of memory, node failure) is recorded interrupted if it was cancelled,
 // timed out or preempted (it resumes from its last checkpoint), and failed otherwise; a
@@ -355,8 +357,10 @@ func expandIndices(spec string) []int {
 // forever. A cancelled task that never started is left pending, which is what it is. The
 // log tail comes from the task's Slurm output file.
 //
-// Call it with the result of Status; tasks from the store (Source "store") and tasks that
-// are pending or running are left alone. It returns the hashes whose status it wrote.
+// Call it with the result of Status; tasks from the store (Source "store"), tasks that
+// are pending or running, and tasks that completed (exit 0: the run recorded done itself;
+// if the store says otherwise now, the run was reset after the task, which says nothing of
+// the run's state) are left alone. It returns the hashes whose status it wrote.
 func (s *Slurm) Settle(tasks map[string]Task) ([]string, error) {
 	st := &store.Store{Root: s.StoreRoot}
 	var (
@@ -364,12 +368,31 @@ func (s *Slurm) Settle(tasks map[string]Task) ([]string, error) {
 		errs    []error
 	)
 	for h, t := range tasks {
-		if !t.State.Final() || t.Source == "store" || t.State == TaskSkipped {
+		if !t.State.Final() || t.Source == "store" || t.State == TaskSkipped || t.State == TaskDone {
 			continue
 		}
 		cur, err := st.ReadStatus(h)
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if cur.State == store.Failed && t.State == TaskFailed && (cur.ExitCode == 0 || cur.LogTail == "") {
+			// The run recorded its failure itself; add what only the parent has.
+			before := cur
+			if cur.ExitCode == 0 {
+				cur.ExitCode = t.ExitCode
+			}
+			if cur.LogTail == "" {
+				cur.LogTail = fileTail(t.Log, tailLines)
+			}
+			if cur.ExitCode == before.ExitCode && cur.LogTail == before.LogTail {
+				continue
+			}
+			if err := st.WriteStatus(h, cur); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			changed = append(changed, h)
 			continue
 		}
 		if cur.State.Final() || (cur.State == store.Pending && t.State == TaskCancelled) {
