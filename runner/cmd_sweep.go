@@ -38,7 +38,7 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 	fs.Var(&o.sets, "set", "override a config key for every run, key=value (repeatable)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (hashes, varied values, states) and stop")
 	fs.IntVar(&o.local.jobs, "jobs", 1, "runs at once; jobs × libtorch threads never exceed the cores")
-	fs.IntVar(&o.local.retry, "retry", 1, "attempts a failed run gets again when the sweep is rerun (counted in its status.json)")
+	fs.IntVar(&o.local.retry, "retry", 1, "times a failed run is started again at once; a run that has failed after more than N attempts (status.json's attempts) is not retried when the sweep is run again")
 	fs.BoolVar(&o.local.failFast, "fail-fast", false, "stop the sweep at the first failed run")
 	fs.StringVar(&o.executor, "executor", "local", "where runs execute: local or slurm")
 	fs.StringVar(&o.reportOut, "report-out", reports.DefaultOut, "folder for the HTML reports")
@@ -120,8 +120,14 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 		if err == nil && res.Failed > 0 {
 			runErr = codedError{1, fmt.Errorf("%d of %d runs failed (see the report, or `runner list --sweep %s --status failed`)", res.Failed, len(todo), name)}
 		}
-	} else {
+	} else if len(exhausted) == 0 {
 		fmt.Fprintln(e.stderr, "nothing to train: every run is done.")
+	} else {
+		fmt.Fprintln(e.stderr, "nothing to train.")
+	}
+	if runErr == nil && len(exhausted) > 0 {
+		// The sweep is not complete: say so in the exit code too, every time it is run.
+		runErr = codedError{1, fmt.Errorf("%d of %d runs failed %d+ times and were not retried (raise --retry, or see `runner list --sweep %s --status failed`)", len(exhausted), len(plan.Runs), o.local.retry+1, name)}
 	}
 	if ctx.Err() != nil {
 		runErr = errInterrupted
