@@ -114,15 +114,21 @@ func runSlurmSweep(ctx context.Context, e *env, st *store.Store, o sweepOptions,
 		return fmt.Errorf("report: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "report: %s\n", index)
-	// Every run to do counts, also those waited for in an earlier submission.
+	// The exit code says whether the sweep is complete, as runner sweep's local path does:
+	// every run of the sweep counts, also those waited for in an earlier submission and
+	// failed runs out of retries that were not submitted.
+	m, err := st.ReadManifest(name)
+	if err != nil {
+		return err
+	}
 	failed := 0
-	for _, j := range todo {
-		if s, err := st.ReadStatus(j.Hash); err == nil && s.State != store.Done {
+	for _, h := range m.Hashes() {
+		if s, err := st.ReadStatus(h); err == nil && s.State != store.Done {
 			failed++
 		}
 	}
 	if failed > 0 {
-		return codedError{1, fmt.Errorf("%d of %d runs did not finish (runner status %s)", failed, len(todo), name)}
+		return codedError{1, fmt.Errorf("%d of %d runs did not finish (runner status %s)", failed, len(m.Runs), name)}
 	}
 	return nil
 }

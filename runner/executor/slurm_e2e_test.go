@@ -216,8 +216,8 @@ func TestSlurmEndToEnd(t *testing.T) {
 	e2eSweep(t, sweepFile, "e2e", base, 64, 1, fmt.Sprintf("\n[[case]]\nseed = 7\n\"data.dir\" = %q\n", empty))
 	stdout, stderr, code := c.run(sweepArgs...)
 	job, n = submitted(stdout)
-	if code != 1 || n != 1 || !strings.Contains(stderr, "1 of 1 runs did not finish") {
-		t.Errorf("sweep with a failing case: exit %d, submitted %d; want exit 1, 1 run submitted, \"1 of 1 runs did not finish\"", code, n)
+	if code != 1 || n != 1 || !strings.Contains(stderr, "1 of 4 runs did not finish") {
+		t.Errorf("sweep with a failing case: exit %d, submitted %d; want exit 1, 1 run submitted, \"1 of 4 runs did not finish\"", code, n)
 	}
 	if m, err = st.ReadManifest(name); err != nil || len(m.Runs) != 4 {
 		t.Fatalf("manifest %s: %+v, %v", name, m, err)
@@ -266,10 +266,11 @@ func TestSlurmEndToEnd(t *testing.T) {
 	if s := readStatus(t, st, bad); s.State != store.Failed || s.Attempts != 2 {
 		t.Errorf("failing run after its retry: %s, %d attempts; want failed, 2", s.State, s.Attempts)
 	}
+	// A sweep with a failed run out of retries is not complete: exit 1 every time.
 	stdout, stderr, code = c.run(sweepArgs...)
-	if _, n := submitted(stdout); code != 0 || n != 0 || !strings.Contains(stderr, "nothing to train") ||
+	if _, n := submitted(stdout); code != 1 || n != 0 || !strings.Contains(stderr, "nothing to train") ||
 		!strings.Contains(stderr, "1 failed 2+ times") {
-		t.Errorf("rerun with every run done or out of retries: exit %d, submitted %d; want exit 0, nothing submitted", code, n)
+		t.Errorf("rerun with every run done or out of retries: exit %d, submitted %d; want exit 1, nothing submitted", code, n)
 	}
 	if _, again := lastSubmission(t, root, name); again != subs {
 		t.Errorf("%d submissions after a rerun with nothing to do, want %d", again, subs)
@@ -283,9 +284,9 @@ func TestSlurmEndToEnd(t *testing.T) {
 	stdout, _, code = c.run(sweepArgs...)
 	job, n = submitted(stdout)
 	sub, _ = lastSubmission(t, root, name)
-	if got := hashesFile(t, sub); code != 0 || n != 1 || sub.JobID != job || !slices.Equal(got, []string{redo}) {
-		t.Errorf("rerun after putting %s back to pending: exit %d, submitted %d (job %s, hashes %v); want exit 0, only that run",
-			store.Short(redo), code, n, job, got)
+	if got := hashesFile(t, sub); code != 1 || n != 1 || sub.JobID != job || !slices.Equal(got, []string{redo}) {
+		t.Errorf("rerun after putting %s back to pending: exit %d, submitted %d (job %s, hashes %v); want only that run, "+
+			"and exit 1 (the failed run out of retries)", store.Short(redo), code, n, job, got)
 	}
 	if s := readStatus(t, st, redo); s.State != store.Done || s.Attempts != 2 {
 		t.Errorf("run put back to pending, after the rerun: %s, %d attempts (%s); want done, 2", s.State, s.Attempts, s.Reason)
