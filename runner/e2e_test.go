@@ -5,8 +5,9 @@
 // on one store, `rerun --verify`, bad configs and every command's --help.
 //
 // TestMain builds the binary once; every test gets its own store and report folder and runs
-// the binary as a person would. The runs are tiny (base 8, at most 96 images, 5 DDIM steps) so the
-// file takes a few minutes on two cores; -short skips the tests that train.
+// the binary as a person would. The runs are tiny (base 8, at most 96 images, 5 DDIM steps, one
+// libtorch thread), so the file takes one to two minutes on two busy cores; -short skips the
+// tests that train.
 package main
 
 import (
@@ -299,7 +300,7 @@ func (w *workspace) count(t *testing.T, hash, message string) int {
 	return strings.Count(string(w.read(t, hash, "log.jsonl")), `"message":"`+message+`"`)
 }
 
-// waitFor polls cond every 20 ms until it holds, failing the test after timeout.
+// waitFor polls cond every 10 ms until it holds, failing the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -307,7 +308,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -420,7 +421,9 @@ func TestE2ECrashResume(t *testing.T) {
 			return s.State == store.Running && s.Epoch >= 1
 		})
 	})
-	child := w.status(t, second).PID
+	killed := w.status(t, second)
+	child := killed.PID
+	t.Logf("killing the sweep and run %s (pid %d) after %d of %d epochs", store.Short(second), child, killed.Epoch, sw.epochs)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +432,7 @@ func TestE2ECrashResume(t *testing.T) {
 	}
 	// The child runs in its own process group, so it survived its parent; kill it too and
 	// reap it (it is now this process's child: see TestMain).
-	if err := syscall.Kill(-child, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-child, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("kill the orphaned child %d: %v", child, err)
 	}
 	var ws syscall.WaitStatus
@@ -521,6 +524,8 @@ func TestE2ECtrlC(t *testing.T) {
 	if _, err := os.Stat(w.st.Path(hash, "checkpoints/last.ckpt")); err != nil {
 		t.Errorf("no checkpoint after SIGINT: %v", err)
 	}
+	rows, _ := w.st.ReadLoss(hash)
+	t.Logf("interrupted after %d epochs and %d of %d steps", s.Epoch, len(rows), sw.steps())
 	if _, err := os.Stat(w.st.Path(hash, store.LockFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the interrupted run still holds its lock (%v)", err)
 	}
