@@ -62,6 +62,9 @@ var qualityMetrics = []qualityMetric{
 	{"recognizable", "recognizable %", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.Recognizable }},
 	{"class_entropy", "class entropy", higherBetter, fmtFixed(3), func(m store.Metrics) *float64 { return m.ClassEntropy }},
 	{"min_class_share", "min class share", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.MinClassShare }},
+	{"class_accuracy", "class accuracy", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.ClassAccuracy }},
+	{"diversity", "within-class diversity", higherBetter, fmtFixed(2), func(m store.Metrics) *float64 { return m.Diversity }},
+	{"diversity_real", "diversity of real data", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.DiversityReal }},
 }
 
 // value is the metric of a run, NaN when not measured.

@@ -130,6 +130,7 @@ func printRunResult(e *env, st *store.Store, hash string) error {
 		fmt.Fprintf(e.stdout, "samples:      %s (%s weights, %s)\n", st.Path(hash, "samples/final.png"), sum.Weights, sum.Sampler)
 		fmt.Fprintf(e.stdout, "loss plot:    %s\n", st.Path(hash, "plots/loss.png"))
 		fmt.Fprintf(e.stdout, "denoising:    %s\n", st.Path(hash, "denoise/denoise.gif"))
+		printMetrics(e, sum.Metrics)
 	}
 	fmt.Fprintf(e.stdout, "run folder:   %s\n", st.RunDir(hash))
 	return nil

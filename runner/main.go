@@ -60,6 +60,7 @@ func commands() []command {
 		{name: "list", summary: "list runs in the store", usage: "[--sweep S] [--status STATE]", run: runList},
 		{name: "show", summary: "show one run: status, key parameters, losses, files", usage: "HASH", run: runShow},
 		{name: "explain", summary: "show exactly what went into a run's hash", usage: "HASH|CONFIG", run: runExplain},
+		{name: "eval", summary: "measure a finished run's samples: FD, recognizable %, class coverage", usage: "--run HASH [--num-samples N]", run: runEval},
 		{name: "sample", summary: "draw samples from a trained run's checkpoint", usage: "--run HASH [--num-images N] [--seed N] [--show-intermediate]", run: runSample},
 		{name: "visualize", summary: "draw the forward-diffusion grid of a dataset", usage: "[--dataset NAME] [--out FILE]", run: runVisualize},
 		{name: "status", summary: "show a sweep's runs: store state merged with Slurm's", usage: "SWEEP", run: runStatus},

@@ -193,6 +193,9 @@ func (r *run) execute(ctx context.Context) error {
 		TrainSeconds: trainSeconds, ParamCount: model.ParamCount(), Weights: weights,
 		Sampler: samplerName, SampleSteps: sampleSteps(cfg), SampleSecondsPer64: sampleSeconds * 64 / float64(cfg.Sample.NumImages),
 	}
+	if err := r.evaluate(ctx, sched, sampling, weights, &summary); err != nil {
+		return err
+	}
 	summary.FinalLoss, summary.BestLoss, summary.ImagesPerSec = r.lossSummary()
 	if cfg.SamplingOnly() {
 		// The losses that describe these weights are the source run's.

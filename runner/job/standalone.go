@@ -14,6 +14,7 @@ import (
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
 	"github.com/ddpmlab/ddpmlab/ddpm/viz"
 	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // SampleRequest describes `runner sample`: new samples from a trained run's checkpoint.
@@ -132,4 +133,71 @@ func GuideTimesteps(T int) []int {
 		}
 	}
 	return out
+}
+
+// Evaluate computes the quality metrics of a finished run with n samples and records them in
+// its summary.json and metrics/quality.json (the `runner eval` command).
+func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
+	summary, err := opts.Store.ReadSummary(opts.Hash)
+	if err != nil {
+		return summary, fmt.Errorf("run %s has no summary.json: finish it first: %w", store.Short(opts.Hash), err)
+	}
+	r := &run{Options: opts, dir: opts.Store.RunDir(opts.Hash)}
+	raw, err := os.ReadFile(r.path("config.toml"))
+	if err != nil {
+		return summary, err
+	}
+	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
+		return summary, err
+	}
+	checkpoint := r.path("checkpoints", "last.ckpt")
+	if r.cfg.SamplingOnly() {
+		source, err := opts.Store.Resolve(r.cfg.Sample.FromRun)
+		if err != nil {
+			return summary, err
+		}
+		sourceCfg, err := readConfig(opts.Store, source)
+		if err != nil {
+			return summary, err
+		}
+		r.cfg = r.cfg.WithSource(sourceCfg)
+		checkpoint = opts.Store.Path(source, filepath.Join("checkpoints", "last.ckpt"))
+	}
+	r.cfg.Eval.NumSamples = n
+	if r.device, err = pickDevice(r.cfg.Runtime.Device); err != nil {
+		return summary, err
+	}
+	if opts.Threads > 0 {
+		ddpm.SetNumThreads(opts.Threads)
+	}
+	cfg := r.cfg
+	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	if err != nil {
+		return summary, err
+	}
+	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
+	if cfg.Model.Conditional {
+		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
+	}
+	model, err := ddpm.NewModel(unet, r.device)
+	if err != nil {
+		return summary, err
+	}
+	weights, err := ddpm.LoadWeights(checkpoint, model, cfg.Sample.UseEMA)
+	if err != nil {
+		return summary, err
+	}
+	if err := r.evaluate(ctx, sched, model, weights, &summary); err != nil {
+		return summary, err
+	}
+	return summary, opts.Store.WriteSummary(opts.Hash, summary)
+}
+
+// readConfig reads a run's config.toml from the store.
+func readConfig(st *store.Store, hash string) (config.Config, error) {
+	raw, err := os.ReadFile(st.Path(hash, "config.toml"))
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.Parse(st.Path(hash, "config.toml"), raw)
 }

@@ -35,6 +35,11 @@ type Metrics struct {
 	Recognizable  *float64 `json:"recognizable,omitempty"`
 	ClassEntropy  *float64 `json:"class_entropy,omitempty"`
 	MinClassShare *float64 `json:"min_class_share,omitempty"`
+	// Class-conditional models: the share of samples classified as the class asked for, and
+	// the mean within-class feature distance of the samples and of real test images.
+	ClassAccuracy *float64 `json:"class_accuracy,omitempty"`
+	Diversity     *float64 `json:"diversity,omitempty"`
+	DiversityReal *float64 `json:"diversity_real,omitempty"`
 }
 
 // ReadSummary reads a run's summary.json; errors.Is(err, fs.ErrNotExist) if the run has
