@@ -294,6 +294,35 @@ func checkSteps(t *testing.T, w *workspace, hash string, steps int) {
 	}
 }
 
+// checkEpochMeans checks that epochs.csv has one row per epoch whose mean loss is the mean of
+// that epoch's steps in loss.csv, also for an epoch that was interrupted and resumed.
+func checkEpochMeans(t *testing.T, w *workspace, hash string, epochs int) {
+	t.Helper()
+	rows, err := w.st.ReadLoss(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.st.ReadEpochs(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != epochs {
+		t.Fatalf("run %s: epochs.csv has %d rows, want %d", store.Short(hash), len(got), epochs)
+	}
+	for i, e := range got {
+		sum, n := 0.0, 0
+		for _, r := range rows {
+			if r.Epoch == e.Epoch {
+				sum, n = sum+r.Loss, n+1
+			}
+		}
+		if e.Epoch != i+1 || n == 0 || e.MeanLoss != sum/float64(n) {
+			t.Errorf("run %s: epochs.csv row %d: epoch %d, mean loss %v; loss.csv has %d steps of epoch %d with mean %v",
+				store.Short(hash), i+1, e.Epoch, e.MeanLoss, n, e.Epoch, sum/float64(n))
+		}
+	}
+}
+
 // count counts the log.jsonl records of a run with this message.
 func (w *workspace) count(t *testing.T, hash, message string) int {
 	t.Helper()
@@ -538,6 +567,7 @@ func TestE2ECtrlC(t *testing.T) {
 		t.Fatalf("resuming sweep: %s", again)
 	}
 	w.checkDone(t, hash, sw.steps()) // includes: steps 1..N, each once
+	checkEpochMeans(t, w, hash, sw.epochs)
 	if s := w.status(t, hash); s.Attempts != 2 {
 		t.Errorf("%d attempts, want 2", s.Attempts)
 	}

@@ -282,6 +282,11 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 		order := ddpm.EpochOrder(cfg.Seed, epoch, n)
 		epochStart, images := time.Now(), 0
 		sum, count := 0.0, 0
+		for _, row := range r.loss { // the steps of an epoch resumed mid-way, from loss.csv
+			if row.Epoch == epoch {
+				sum, count = sum+row.Loss, count+1
+			}
+		}
 		for b := startBatch; b < batches; b++ {
 			if ctx.Err() != nil {
 				return 0, r.interrupt(tr, epoch-1, b)
