@@ -64,18 +64,5 @@ func (d *ddimSampler) Step(s *scope, i int, eps, x *ts.Tensor) (prev, predX0 *ts
 	// 3. x_prev without noise
 	prev = s.add(s.scale(predX0, d.sqrtAlphaCumPrev[i]), direction)
 	// 4. random noise σ_t·z (eq. 12, third term); none when η = 0
-	if d.sigma[i] == 0 {
-		return prev, predX0
-	}
-	size, err := x.Size()
-	if err != nil {
-		s.err = err
-		return nil, nil
-	}
-	device, err := x.Device()
-	if err != nil {
-		s.err = err
-		return nil, nil
-	}
-	return s.add(prev, s.scale(s.randn(size, device), d.sigma[i])), predX0
+	return s.addNoise(prev, d.sigma[i]), predX0
 }

@@ -62,19 +62,26 @@ func (d *ddpmSampler) Step(s *scope, i int, eps, x *ts.Tensor) (prev, predX0 *ts
 	// 2. the mean of p(x_{t−1} | x_t): 1/√α_t · (x_t − β_t/√(1 − ᾱ_t)·ε̂) (eq. 11)
 	mean := s.scale(s.sub(x, s.scale(eps, d.epsCoefficient[i])), d.sqrtRecipAlpha[i])
 	// 3. add σ_t·z, except at the last step, which returns the mean (Algorithm 2, line 3)
-	if i == len(d.timesteps)-1 || d.sigma[i] == 0 {
+	if i == len(d.timesteps)-1 {
 		return mean, predX0
+	}
+	return s.addNoise(mean, d.sigma[i]), predX0
+}
+
+// addNoise returns x + σ·z with z ~ N(0, I) drawn from libtorch's generator, or x when σ = 0.
+func (s *scope) addNoise(x *ts.Tensor, sigma float64) *ts.Tensor {
+	if sigma == 0 || s.failed(x) {
+		return x
 	}
 	size, err := x.Size()
 	if err != nil {
 		s.err = err
-		return nil, nil
+		return nil
 	}
 	device, err := x.Device()
 	if err != nil {
 		s.err = err
-		return nil, nil
+		return nil
 	}
-	z := s.randn(size, device)
-	return s.add(mean, s.scale(z, d.sigma[i])), predX0
+	return s.add(x, s.scale(s.randn(size, device), sigma))
 }
