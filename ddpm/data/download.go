@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/internal/atomicfile"
 )
 
 // Download fetches the four .gz files of the named dataset into the folder
@@ -115,7 +117,7 @@ func (dl *downloader) fetchFile(ctx context.Context, u, path, want string) (int6
 
 	h := md5.New()
 	var n int64
-	err = writeAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		var err error
 		n, err = io.Copy(io.MultiWriter(w, h), resp.Body)
 		if err != nil {
@@ -161,44 +163,6 @@ func md5File(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// writeAtomic writes path through write: into a temporary file in the same
-// folder, which is synced and renamed over path only if write succeeds; the
-// folder is then synced. On any error the temporary file is removed and
-// path is untouched.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: not every file system syncs folders
-		d.Close()
-	}
-	return nil
 }
 
 // hostPort returns the host:port a base URL connects to.

@@ -7,8 +7,8 @@ import (
 	"image/gif"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/internal/atomicfile"
 )
 
 func grayOf(v uint8) color.Gray { return color.Gray{Y: v} }
@@ -17,7 +17,7 @@ func grayOf(v uint8) color.Gray { return color.Gray{Y: v} }
 // the same folder, synced and renamed over path. On error path is unchanged
 // and no temporary file is left behind.
 func WritePNG(path string, img image.Image) error {
-	err := writeAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+	err := atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) })
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -58,47 +58,9 @@ func WriteGIF(path string, frames []*image.Gray, delay int) error {
 		anim.Image = append(anim.Image, p)
 		anim.Delay = append(anim.Delay, d)
 	}
-	err := writeAtomic(path, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
+	err := atomicfile.Write(path, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeAtomic writes path through write: into a temporary file in the same
-// folder, which is synced and renamed over path only if write succeeds; the
-// folder is then synced. On any error the temporary file is removed and
-// path is untouched.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: not every file system syncs folders
-		d.Close()
 	}
 	return nil
 }
