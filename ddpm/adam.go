@@ -41,7 +41,7 @@ func (a *Adam) Update() error {
 	a.Step++
 	biasCorrection1 := 1 - math.Pow(a.Beta1, float64(a.Step)) // 1 − β1^t
 	biasCorrection2 := 1 - math.Pow(a.Beta2, float64(a.Step)) // 1 − β2^t
-	return noGrad(func() error {
+	return NoGrad(func() error {
 		for i, p := range a.params {
 			if err := a.updateOne(p.tensor, a.m[i].tensor, a.v[i].tensor, biasCorrection1, biasCorrection2); err != nil {
 				return fmt.Errorf("adam step for %s: %w", p.name, err)
@@ -149,7 +149,7 @@ func clipGradNorm(params []namedTensor, maxNorm float64) (float64, error) {
 		return norm, nil
 	}
 	coefficient := maxNorm / (norm + 1e-6)
-	err = noGrad(func() error {
+	err = NoGrad(func() error {
 		for _, g := range grads {
 			g := g
 			s.outInto(g, func(c *ts.Scalar) (*ts.Tensor, error) { return g.MulScalarOut(g, c, false) }, coefficient)

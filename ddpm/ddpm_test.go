@@ -263,7 +263,7 @@ func TestGuidanceZeroIsConditional(t *testing.T) {
 	tt := s.fromInt64([]int64{10, 90}, gotch.CPU)
 	y := s.fromInt64([]int64{3, 7}, gotch.CPU)
 	var guided, conditional *ts.Tensor
-	err := noGrad(func() error {
+	err := NoGrad(func() error {
 		guided = m.guidedNoise(&s, x, tt, y, 0)
 		conditional = s.do(m.Net.Forward(x, tt, y))
 		return s.err
@@ -406,11 +406,11 @@ func TestNoGradRestoresMode(t *testing.T) {
 	if _, err := setGradEnabled(true); err != nil {
 		t.Fatal(err)
 	}
-	noGrad(func() error {
+	NoGrad(func() error {
 		if on, _ := setGradEnabled(false); on {
 			t.Error("grad mode on inside noGrad")
 		}
-		return noGrad(func() error { return nil }) // nested: must not re-enable
+		return NoGrad(func() error { return nil }) // nested: must not re-enable
 	})
 	if on, _ := setGradEnabled(true); !on {
 		t.Error("noGrad did not restore grad mode")

@@ -49,7 +49,7 @@ func (e *EMA) CurrentDecay() float64 {
 func (e *EMA) Update() error {
 	d := e.CurrentDecay()
 	e.Updates++
-	return noGrad(func() error {
+	return NoGrad(func() error {
 		var s scope
 		defer s.drop()
 		for i, p := range e.params {

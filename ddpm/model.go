@@ -33,7 +33,7 @@ func (m *Model) ParamCount() int64 { return ParamCount(m.VS) }
 // a conditional model that is the null class.
 func (m *Model) PredictNoise(x, t, y *ts.Tensor) (*ts.Tensor, error) {
 	var out *ts.Tensor
-	err := noGrad(func() error {
+	err := NoGrad(func() error {
 		var err error
 		out, err = m.Net.Forward(x, t, y)
 		return err

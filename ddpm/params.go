@@ -43,7 +43,7 @@ func zerosLike(params []namedTensor) ([]namedTensor, error) {
 // copyInto overwrites dst's values with src's, in place, without gradient tracking and without
 // replacing dst's C handle (gotch's in-place ops leak the old handle; the out= form does not).
 func copyInto(dst, src *ts.Tensor) error {
-	return noGrad(func() error {
+	return NoGrad(func() error {
 		r, err := dst.CopyOut(dst, src, false, false)
 		if err != nil {
 			return err
@@ -53,9 +53,11 @@ func copyInto(dst, src *ts.Tensor) error {
 	})
 }
 
-// noGrad runs fn with gradient tracking off and restores the previous mode after, so calls
-// nest correctly (gotch's ts.NoGrad always re-enables it).
-func noGrad(fn func() error) error {
+// NoGrad runs fn with libtorch's gradient tracking off for the calling OS thread and restores
+// the previous mode after, so calls nest correctly (gotch's ts.NoGrad always re-enables it, and
+// its ts.GradSetEnabled misreports the previous mode). The caller must be locked to its OS
+// thread (runtime.LockOSThread): grad mode is per thread.
+func NoGrad(fn func() error) error {
 	prev, err := setGradEnabled(false)
 	if err != nil {
 		return fmt.Errorf("disable grad: %w", err)

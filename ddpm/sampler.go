@@ -91,7 +91,7 @@ type SampleResult struct {
 // tracking off. Every tensor made per step is freed before the next.
 func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
 	res := &SampleResult{Frames: map[int][]float32{}}
-	err := noGrad(func() error {
+	err := NoGrad(func() error {
 		device, err := xT.Device()
 		if err != nil {
 			return err

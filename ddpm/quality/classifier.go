@@ -187,7 +187,7 @@ func (c *Classifier) Features(images []float32, n int) (features, probs *mat.Den
 	}
 	dim := c.Info.Config.Hidden
 	features, probs = mat.NewDense(n, dim, nil), mat.NewDense(n, NumClasses, nil)
-	err = noGrad(func() error {
+	err = ddpm.NoGrad(func() error {
 		for lo := 0; lo < n; lo += inferenceBatch {
 			hi := min(lo+inferenceBatch, n)
 			f, p, err := c.forwardBatch(images[lo*pixels:hi*pixels], hi-lo)

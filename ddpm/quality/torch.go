@@ -1,11 +1,5 @@
 package quality
 
-/*
-// Defined in gotch's libtch (torch_api.cpp), which every binary importing gotch links.
-int at_grad_set_enabled(int enabled);
-*/
-import "C"
-
 import (
 	"errors"
 	"fmt"
@@ -14,37 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// This file holds the few libtorch helpers the package needs. They mirror unexported helpers of
-// package ddpm and go away once ddpm exports them.
-
-// noGrad runs fn with libtorch's gradient tracking off for the calling OS thread and restores
-// the previous mode after, so calls nest. (gotch v0.9.1's ts.GradSetEnabled misreads the
-// previous mode and ts.NoGrad always re-enables grad, so neither is used.)
-//
-// TODO: switch to ddpm.NoGrad once package ddpm exports its noGrad.
-func noGrad(fn func() error) error {
-	prev, err := setGradEnabled(false)
-	if err != nil {
-		return fmt.Errorf("disable grad: %w", err)
-	}
-	defer setGradEnabled(prev)
-	return fn()
-}
-
-// setGradEnabled switches grad mode for the calling OS thread and returns the previous mode.
-func setGradEnabled(enabled bool) (prev bool, err error) {
-	flag := C.int(0)
-	if enabled {
-		flag = 1
-	}
-	switch C.at_grad_set_enabled(flag) {
-	case 0:
-		return false, nil
-	case 1:
-		return true, nil
-	}
-	return false, errors.New("libtorch: could not set grad mode")
-}
+// This file holds the few libtorch helpers the package needs: a tensor scope like package ddpm's.
 
 // scope owns the tensors made inside one function: do registers an op's result (or records its
 // error, after which later ops are skipped), drop frees them all, newest first.

@@ -1,0 +1,180 @@
+package ddpm
+
+// Benchmarks of the guide's configuration: U-Net with base 64 and time embedding 256, T = 1000
+// with the linear schedule, Adam at 2e-4, batch 128 of MNIST-shaped (1×28×28) images.
+// runner/scripts/bench_torch.py measures the same model and steps in PyTorch eager, and
+// runner/scripts/bench.sh runs both and prints the ratios (see BENCHMARKS.md).
+//
+//	go test -run '^$' -bench 'TrainStep|Sample' -benchtime 20s ./ddpm
+//
+// libtorch's thread count is $DDPMLAB_THREADS, or runtime.NumCPU() when it is unset.
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+const (
+	benchBatch       = 128 // the guide's batch size
+	benchSampleBatch = 64  // images per sampling run, as `runner sample --num-images 64`
+	benchT           = 1000
+)
+
+var benchUNet = UNetConfig{ImageChannels: 1, BaseChannels: 64, TimeEmbDim: 256}
+
+// benchSetup pins the benchmark to its OS thread (libtorch's grad mode is per thread), sets
+// libtorch's thread count, and builds the guide's model and diffusion on the CPU.
+func benchSetup(b *testing.B) (*Model, *Diffusion) {
+	b.Helper()
+	runtime.LockOSThread()
+	b.Cleanup(runtime.UnlockOSThread)
+	threads := runtime.NumCPU()
+	if v := os.Getenv("DDPMLAB_THREADS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("DDPMLAB_THREADS=%q: want a positive integer", v)
+		}
+		threads = n
+	}
+	SetNumThreads(threads)
+	ManualSeed(0)
+	model, err := NewModel(benchUNet, gotch.CPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sched, err := LinearSchedule(benchT, 1e-4, 0.02)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := NewDiffusion(sched, gotch.CPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(d.Close)
+	return model, d
+}
+
+// BenchmarkTrainStep times Trainer.Step (Algorithm 1 with Adam) on a batch of 128 images; one
+// op is one optimizer step. It reports images/s and the process's peak resident memory.
+func BenchmarkTrainStep(b *testing.B) {
+	model, d := benchSetup(b)
+	tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Uniform values in [-1, 1]: the data's content does not change the step's cost.
+	r := rand.New(rand.NewPCG(1, 2))
+	values := make([]float32, benchBatch*28*28)
+	for i := range values {
+		values[i] = 2*r.Float32() - 1
+	}
+	var s scope
+	defer s.drop()
+	x0 := s.fromFloat32(values, []int64{benchBatch, 1, 28, 28}, gotch.CPU)
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+	if _, err := tr.Step(x0, nil); err != nil { // warm-up: first-call allocations, oneDNN setup
+		b.Fatal(err)
+	}
+	steps := 0
+	for b.Loop() {
+		if _, err := tr.Step(x0, nil); err != nil {
+			b.Fatal(err)
+		}
+		steps++
+	}
+	b.ReportMetric(float64(benchBatch*steps)/b.Elapsed().Seconds(), "images/s")
+	if mib := peakRSSMiB(); mib > 0 {
+		b.ReportMetric(mib, "MiB-peak-rss")
+	}
+}
+
+// BenchmarkSample64 times one reverse step of ancestral DDPM sampling (Algorithm 2: a U-Net
+// forward pass without gradients, then the update) on 64 images, through Sample, the loop that
+// `runner sample` uses; one op is one step. A full DDPM run is T = 1000 such steps, reported as
+// s/64img@1000steps: sampling 64 images for real takes many minutes on a CPU.
+func BenchmarkSample64(b *testing.B) {
+	model, d := benchSetup(b)
+	// One step of a 1-step respaced sampler costs what one step of the 1000-step sampler does
+	// (the same U-Net pass and update; only the σ·z term, 0.1% of a step, is skipped).
+	sampler, err := NewSampler("ddpm", d.Schedule, 1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	xT := benchNoise(b)
+	benchSample(b, model, sampler, xT) // warm-up
+	steps := 0
+	for b.Loop() {
+		benchSample(b, model, sampler, xT)
+		steps++
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(steps)*benchT, "s/64img@1000steps")
+}
+
+// BenchmarkSample64DDIM50 times a whole DDIM run (η = 0, 50 steps) on 64 images; one op is one run.
+func BenchmarkSample64DDIM50(b *testing.B) {
+	model, d := benchSetup(b)
+	sampler, err := NewSampler("ddim", d.Schedule, 50, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	warm, err := NewSampler("ddim", d.Schedule, 1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	xT := benchNoise(b)
+	benchSample(b, model, warm, xT)
+	runs := 0
+	for b.Loop() {
+		benchSample(b, model, sampler, xT)
+		runs++
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(runs), "s/64img")
+}
+
+// benchNoise is a fixed start noise x_T for 64 images, freed when the benchmark ends.
+func benchNoise(b *testing.B) *ts.Tensor {
+	b.Helper()
+	xT, err := NoiseFor(0, benchSampleBatch, 1, 28, 28, gotch.CPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { xT.MustDrop() })
+	return xT
+}
+
+func benchSample(b *testing.B, model *Model, sampler Sampler, xT *ts.Tensor) {
+	b.Helper()
+	if _, err := Sample(model, sampler, xT, SampleOptions{}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// peakRSSMiB reads the process's peak resident set size (VmHWM) from /proc, or returns 0.
+func peakRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0
+			}
+			return kb / 1024
+		}
+	}
+	return 0
+}
