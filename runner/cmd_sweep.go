@@ -38,7 +38,7 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 	fs.Var(&o.sets, "set", "override a config key for every run, key=value (repeatable)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan (hashes, varied values, states) and stop")
 	fs.IntVar(&o.local.jobs, "jobs", 1, "runs at once; jobs × libtorch threads never exceed the cores")
-	fs.IntVar(&o.local.retry, "retry", 1, "times a failed run is started again at once; a run that has failed after more than N attempts (status.json's attempts) is not retried when the sweep is run again")
+	fs.IntVar(&o.local.retry, "retry", 1, "a failed run is tried again when the sweep is rerun, until it has had 1+N attempts (status.json's attempts); failures are never retried at once, since most are deterministic")
 	fs.BoolVar(&o.local.failFast, "fail-fast", false, "stop the sweep at the first failed run")
 	fs.StringVar(&o.executor, "executor", "local", "where runs execute: local or slurm")
 	fs.StringVar(&o.reportOut, "report-out", reports.DefaultOut, "folder for the HTML reports")

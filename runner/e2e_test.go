@@ -634,8 +634,8 @@ func TestE2EFailureIsolation(t *testing.T) {
 	if !strings.Contains(s.Reason, empty) {
 		t.Errorf("the reason should name the empty data folder %s: %q", empty, s.Reason)
 	}
-	if s.Attempts != 2 {
-		t.Errorf("failing run: %d attempts, want 2 (--retry 1, the default, starts it once more at once)", s.Attempts)
+	if s.Attempts != 1 {
+		t.Errorf("failing run: %d attempts, want 1 (failures are retried by the next sweep, not at once)", s.Attempts)
 	}
 	if !strings.Contains(res.stderr, "✗ "+store.Short(bad)) || !strings.Contains(res.stderr, "1 of 3 runs failed") {
 		t.Errorf("stderr should report the failure as it happens and at the end:\n%s", res.stderr)
@@ -653,18 +653,27 @@ func TestE2EFailureIsolation(t *testing.T) {
 		t.Errorf("the report should show the failure's reason (%q):\n%s", want, s.Reason)
 	}
 
+	// Run again: --retry 1 (the default) gives the failed run one more attempt, which fails.
+	retried := run(t, w.dir, w.sweepArgs(file)...)
+	if retried.code != 1 || !strings.Contains(retried.stderr, "▶ "+store.Short(bad)) {
+		t.Errorf("second sweep: want the failed run retried once and exit 1, got %s", retried)
+	}
+	if s := w.status(t, bad); s.Attempts != 2 || s.State != store.Failed {
+		t.Errorf("after the retry: %+v, want failed after 2 attempts", s)
+	}
+
 	// Run again: the failed run has used its retries, so nothing trains, but the sweep is
 	// still incomplete and says so in its exit code.
 	before := w.read(t, bad, store.StatusFile)
 	again := run(t, w.dir, w.sweepArgs(file)...)
 	if again.code != 1 || !strings.Contains(again.stderr, "not retried") || strings.Contains(again.stderr, "every run is done") {
-		t.Errorf("second sweep: want exit 1 saying the failed run is not retried, got %s", again)
+		t.Errorf("third sweep: want exit 1 saying the failed run is not retried, got %s", again)
 	}
 	if strings.Contains(again.stderr, "▶") {
-		t.Errorf("second sweep started a run:\n%s", again.stderr)
+		t.Errorf("third sweep started a run:\n%s", again.stderr)
 	}
 	if !bytes.Equal(w.read(t, bad, store.StatusFile), before) {
-		t.Errorf("second sweep changed the failed run's status.json")
+		t.Errorf("third sweep changed the failed run's status.json")
 	}
 }
 

@@ -32,7 +32,7 @@ func executeLocal(ctx context.Context, e *env, st *store.Store, jobs []executor.
 	defer p.close()
 	l := &executor.Local{
 		Exe: exe, Store: st, Jobs: n, Threads: threads,
-		Retry: opts.retry, FailFast: opts.failFast, OnEvent: p.event,
+		FailFast: opts.failFast, OnEvent: p.event,
 	}
 	res, err := l.Run(ctx, jobs)
 	if err != nil && ctx.Err() != nil {
