@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# bench.sh: training and sampling speed of the guide's U-Net in Go (ddpm/bench_test.go, gotch on
+# libtorch 2.1.2) and in PyTorch 2.1.2 eager (runner/scripts/bench_torch.py) on the same
+# libtorch binaries, with the same thread count; prints a Markdown table with the ratios.
+#
+#   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R]
+#   go tool task bench -- --rounds 2
+#
+# --threads    libtorch threads on both sides (default $DDPMLAB_THREADS, else nproc)
+# --benchtime  seconds per measurement, after one untimed warm-up (default 20)
+# --rounds     repetitions, interleaved Go, PyTorch, Go, PyTorch, … (default 1)
+#
+# The raw outputs (go<r>.txt, py<r>.json, the load average at each start) are kept in
+# $DDPMLAB_CACHE/bench-results/<date-time>/. BENCHMARKS.md has figures and caveats.
+#
+# The PyTorch side runs in a venv in $DDPMLAB_CACHE/bench-venv (default ~/.cache/ddpmlab),
+# prepared once and idempotently: the torch 2.1.2 wheel that setup-libtorch.sh downloaded, its
+# pure-Python dependencies, and the two small CUDA wheels (runtime, CUPTI) that libtorch_cpu.so
+# links. The other CUDA libraries that `import torch` loads (cuBLAS, cuDNN, cuFFT, cuRAND,
+# cuSPARSE, NCCL, NVTX: about 1.7 GB of wheels) are never called on the CPU, so stand-ins are
+# built instead: tiny shared libraries with the same sonames and symbol versions that export
+# every symbol torch's libraries import from them as an empty function. CUDA is therefore
+# unusable in this venv (CUDA_VISIBLE_DEVICES is emptied for the run); it is for CPU timings only.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${DDPMLAB_CACHE:-$HOME/.cache/ddpmlab}
+venv=$cache/bench-venv
+torch_version=2.1.2
+threads=${DDPMLAB_THREADS:-$(nproc)}
+benchtime=20
+rounds=1
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--threads) threads=$2; shift 2 ;;
+	--benchtime) benchtime=$2; shift 2 ;;
+	--rounds) rounds=$2; shift 2 ;;
+	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument $1 (see --help)" ;;
+	esac
+done
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got $threads"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got $rounds"
+[[ $benchtime =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--benchtime must be a number of seconds, got $benchtime"
+
+# --- the PyTorch venv ----------------------------------------------------------------------------
+# The stand-in libraries: soname, then the prefix of the unversioned symbols that belong to it.
+stubs=(libcublas.so.12:cublas libcublasLt.so.12:cublasLt libcudnn.so.8:cudnn libcufft.so.11:cufft
+	libcurand.so.10:curand libcusparse.so.12:cusparse libnccl.so.2:nccl libnvToolsExt.so.1:nvtx)
+
+prepare_venv() {
+	local py wheels=$cache/wheels work
+	py=$(command -v python3.11 || true)
+	[[ -n $py ]] || { python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && py=python3; }
+	[[ -n $py ]] || die "the torch $torch_version wheel used here is for CPython 3.11; install python3.11"
+	log "preparing the PyTorch $torch_version venv in $venv (once)"
+	rm -rf "$venv"
+	"$py" -m venv "$venv"
+	mkdir -p "$wheels"
+	"$venv/bin/pip" download --quiet --no-deps --only-binary=:all: -d "$wheels" \
+		"torch==$torch_version" "nvidia-cuda-runtime-cu12==12.1.105" "nvidia-cuda-cupti-cu12==12.1.105"
+	"$venv/bin/pip" install --quiet --no-deps "$wheels"/torch-$torch_version-cp311-*.whl \
+		"$wheels"/nvidia_cuda_runtime_cu12-12.1.105-*.whl "$wheels"/nvidia_cuda_cupti_cu12-12.1.105-*.whl
+	# torch's pure-Python dependencies and theirs (mpmath, MarkupSafe), all named here; --no-deps
+	# also keeps pip from complaining about the CUDA wheels torch pins and this venv does without.
+	"$venv/bin/pip" install --quiet --no-deps filelock typing-extensions sympy networkx jinja2 fsspec mpmath MarkupSafe
+
+	local torchdir lib so prefix syms
+	torchdir=$("$venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("torch").submodule_search_locations[0])')
+	work=$(mktemp -d)
+	for entry in "${stubs[@]}"; do
+		so=${entry%%:*} prefix=${entry#*:}
+		lib=${so%%.so*}
+		# Symbols torch imports from this library: those versioned @soname, and unversioned ones
+		# with its prefix (NCCL's and cuRAND's symbols carry no version).
+		syms=$(for f in "$torchdir"/lib/*.so "$torchdir"/_C*.so; do nm -D --undefined-only "$f" | awk '{print $2}'; done |
+			{ grep -E "@$so\$|^$prefix[A-Za-z0-9_]*\$" || true; } | sed 's/@.*//' | sort -u)
+		for s in $syms; do echo "void $s(void) {}"; done >"$work/$lib.c"
+		{
+			echo "$so {"
+			[[ -z $syms ]] || { echo " global:"; for s in $syms; do echo "  $s;"; done; }
+			echo " local: *;"
+			echo "};"
+		} >"$work/$lib.map"
+		gcc -shared -fPIC -Wl,-soname,"$so" -Wl,--version-script="$work/$lib.map" -o "$torchdir/lib/$so" "$work/$lib.c"
+	done
+	rm -rf "$work"
+	CUDA_VISIBLE_DEVICES= "$venv/bin/python" -W ignore -c 'import torch; torch.ones(2) @ torch.ones(2)' ||
+		die "import torch failed in $venv"
+	echo "$torch_version" >"$venv/.ddpmlab-complete"
+	log "venv ready"
+}
+[[ "$(cat "$venv/.ddpmlab-complete" 2>/dev/null)" == "$torch_version" ]] || prepare_venv
+
+# --- the runs -----------------------------------------------------------------------------------
+# Raw outputs stay in $cache/bench-results/<time>/ (go<r>.txt, py<r>.json, the load averages).
+out=$cache/bench-results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+log "raw results in $out"
+cd "$repo"
+log "compiling the Go benchmarks"
+go test -c -o "$out/ddpm.test" ./ddpm
+export DDPMLAB_THREADS=$threads
+for ((r = 1; r <= rounds; r++)); do
+	log "round $r/$rounds: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
+	cut -d' ' -f1 /proc/loadavg >"$out/go$r.load"
+	(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench 'TrainStep|Sample' -test.benchtime "${benchtime}s") | tee "$out/go$r.txt" >&2
+	log "round $r/$rounds: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
+	cut -d' ' -f1 /proc/loadavg >"$out/py$r.load"
+	CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --threads "$threads" --benchtime "$benchtime" | tee "$out/py$r.json" >&2
+done
+
+# --- the table ----------------------------------------------------------------------------------
+"$venv/bin/python" - "$out" "$rounds" "$threads" "$benchtime" <<'PY'
+import json, re, sys, platform
+out, rounds, threads, benchtime = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+def go_metrics(path):
+    m = {}
+    for line in open(path):
+        f = line.split()
+        if f and f[0].startswith("Benchmark"):
+            name = re.sub(r"-\d+$", "", f[0][len("Benchmark"):])
+            m[name] = {f[i + 1]: float(f[i]) for i in range(2, len(f) - 1, 2)}
+    return m
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"\n{cpu}, {threads} libtorch threads, benchtime {benchtime}s, libtorch 2.1.2 on both sides\n")
+print("| round | side | load avg (1 min) at start | train images/s | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
+print("|---|---|---|---|---|---|---|---|")
+rows = []
+for r in range(1, rounds + 1):
+    g = go_metrics(f"{out}/go{r}.txt")
+    p = json.load(open(f"{out}/py{r}.json"))
+    gl, pl = open(f"{out}/go{r}.load").read().strip(), open(f"{out}/py{r}.load").read().strip()
+    go = (g["TrainStep"]["images/s"], g["TrainStep"]["MiB-peak-rss"], g["Sample64"]["ns/op"] / 1e9,
+          g["Sample64"]["s/64img@1000steps"], g["Sample64DDIM50"]["s/64img"])
+    py = (p["train"]["images_per_s"], p["train"]["peak_rss_mib"], p["sample"]["ddpm_step"]["s_per_step"],
+          p["sample"]["ddpm_step"]["s_per_64img_1000steps"], p["sample"]["ddim50"]["s_per_64img"])
+    rows.append((go, py))
+    for side, load, v in (("Go", gl, go), ("PyTorch", pl, py)):
+        print(f"| {r} | {side} | {load} | {v[0]:.2f} | {v[1]:.0f} | {v[2]:.3f} | {v[3]:.0f} | {v[4]:.1f} |")
+    print(f"| {r} | Go/PyTorch | | {go[0] / py[0]:.2f}× | {go[1] / py[1]:.2f}× | {go[2] / py[2]:.2f}× | {go[3] / py[3]:.2f}× | {go[4] / py[4]:.2f}× |")
+print("\nGo/PyTorch: above 1 is Go faster for images/s, Go slower (or larger) for seconds and memory.")
+PY
