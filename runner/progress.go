@@ -107,11 +107,13 @@ func (p *progress) status() {
 	for _, h := range p.order {
 		r := p.current[h]
 		rep := r.report
-		if rep.Epochs == 0 {
-			continue
+		switch {
+		case rep.Phase != "":
+			parts = append(parts, fmt.Sprintf("%s %s %d/%d steps", r.label, rep.Phase, rep.Done, rep.Total))
+		case rep.Epochs > 0:
+			parts = append(parts, fmt.Sprintf("%s ep %d/%d loss %.4f %.0f img/s ETA %s",
+				r.label, rep.Epoch, rep.Epochs, rep.Loss, rep.ImagesPerSec, duration(rep.ETASeconds)))
 		}
-		parts = append(parts, fmt.Sprintf("%s ep %d/%d loss %.4f %.0f img/s ETA %s",
-			r.label, rep.Epoch, rep.Epochs, rep.Loss, rep.ImagesPerSec, duration(rep.ETASeconds)))
 	}
 	if len(parts) == 0 {
 		return

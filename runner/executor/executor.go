@@ -74,6 +74,11 @@ type ProgressReport struct {
 	Loss         float64 `json:"loss"`
 	ImagesPerSec float64 `json:"images_per_sec"`
 	ETASeconds   float64 `json:"eta_seconds"`
+	// Phase is empty while training; "samples" or "eval" while the run draws its final grid
+	// or its metrics' images, with Done of Total sampling steps.
+	Phase string `json:"phase,omitempty"`
+	Done  int    `json:"done,omitempty"`
+	Total int    `json:"total,omitempty"`
 }
 
 // ParseProgress parses a progress line; ok is false if the line is not a JSON object.

@@ -64,7 +64,8 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 				requested = append(requested, i%model.Net.Config.NumClasses)
 			}
 		}
-		batch := &run{cfg: cfg, device: r.device, noiseSeed: evalSeed + int64(done), classes: labels}
+		batch := &run{Options: r.Options, cfg: cfg, device: r.device, noiseSeed: evalSeed + int64(done), classes: labels,
+			phase: fmt.Sprintf("eval images %d-%d of %d:", done+1, done+b, n)}
 		res, _, _, err := batch.sample(ctx, sched, model, b, nil)
 		if err != nil {
 			return fmt.Errorf("eval samples: %w", err)

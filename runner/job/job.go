@@ -80,6 +80,9 @@ type run struct {
 	// class of each image of a conditional model (nil = one row per class).
 	noiseSeed int64
 	classes   []int64
+
+	lastPhaseReport time.Time
+	phase           string // set while sampling outside training, for progress lines
 }
 
 func (r *run) seed() int64 {
@@ -371,6 +374,16 @@ func (r *run) report(epoch, step int, loss, rate, eta float64) {
 		"epoch": epoch, "epochs": r.cfg.Train.Epochs, "step": step, "loss": loss,
 		"images_per_sec": math.Round(rate*10) / 10, "eta_seconds": math.Round(eta),
 	})
+	fmt.Fprintf(r.Progress, "%s\n", line)
+}
+
+// reportPhase writes a progress line for the sampling phases, at most every 2 seconds.
+func (r *run) reportPhase(phase string, done, total int) {
+	if r.Progress == nil || (time.Since(r.lastPhaseReport) < 2*time.Second && done < total) {
+		return
+	}
+	r.lastPhaseReport = time.Now()
+	line, _ := json.Marshal(map[string]any{"epoch": r.cfg.Train.Epochs, "epochs": r.cfg.Train.Epochs, "phase": phase, "done": done, "total": total})
 	fmt.Fprintf(r.Progress, "%s\n", line)
 }
 

@@ -54,9 +54,11 @@ func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mode
 	}
 	ddpm.ManualSeed(seed)
 	start := time.Now()
-	res, err := ddpm.Sample(model, sampler, xT, ddpm.SampleOptions{
-		Labels: labels, Guidance: cfg.Sample.Guidance, KeepFrames: keep, Context: ctx,
-	})
+	opts := ddpm.SampleOptions{Labels: labels, Guidance: cfg.Sample.Guidance, KeepFrames: keep, Context: ctx}
+	if r.phase != "" {
+		opts.Progress = func(done, total int) { r.reportPhase(r.phase, done, total) }
+	}
+	res, err := ddpm.Sample(model, sampler, xT, opts)
 	return res, time.Since(start).Seconds(), sampler.Name(), err
 }
 
@@ -74,6 +76,8 @@ func (r *run) finalSamples(ctx context.Context, sched *ddpm.Schedule, model *ddp
 		keep[t] = true
 	}
 	n := r.cfg.Sample.NumImages
+	r.phase = "final samples"
+	defer func() { r.phase = "" }()
 	res, seconds, samplerName, err := r.sample(ctx, sched, model, n, keep)
 	if err != nil {
 		return 0, "", fmt.Errorf("final samples: %w", err)
