@@ -106,7 +106,7 @@ func BenchmarkSample64(b *testing.B) {
 	model, d := benchSetup(b)
 	// One step of a 1-step respaced sampler costs what one step of the 1000-step sampler does
 	// (the same U-Net pass and update; only the σ·z term, 0.1% of a step, is skipped).
-	sampler, err := NewSampler("ddpm", d.Schedule, 1, 0)
+	sampler, err := NewSampler("ddpm", d.Schedule, 1, 0, true)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,11 +123,11 @@ func BenchmarkSample64(b *testing.B) {
 // BenchmarkSample64DDIM50 times a whole DDIM run (η = 0, 50 steps) on 64 images; one op is one run.
 func BenchmarkSample64DDIM50(b *testing.B) {
 	model, d := benchSetup(b)
-	sampler, err := NewSampler("ddim", d.Schedule, 50, 0)
+	sampler, err := NewSampler("ddim", d.Schedule, 50, 0, true)
 	if err != nil {
 		b.Fatal(err)
 	}
-	warm, err := NewSampler("ddim", d.Schedule, 1, 0)
+	warm, err := NewSampler("ddim", d.Schedule, 1, 0, true)
 	if err != nil {
 		b.Fatal(err)
 	}

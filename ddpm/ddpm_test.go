@@ -167,8 +167,8 @@ func TestDDIMEtaOneHasDDPMPosteriorVariance(t *testing.T) {
 	for _, kind := range []string{Linear, Cosine} {
 		s, _ := NewSchedule(kind, 1000, 1e-4, 0.02)
 		all, _ := SpacedTimesteps(1000, 1000)
-		ddim := newDDIMSampler(s, all, 1)
-		ddpm := newDDPMSampler(s, all)
+		ddim := newDDIMSampler(s, all, 1, false)
+		ddpm := newDDPMSampler(s, all, false)
 		for i, step := range all {
 			want := s.PosteriorVariance[step] // β̃_t
 			if got := ddim.Variance(i); math.Abs(got-want) > 1e-12*math.Max(1, want) {
@@ -178,7 +178,7 @@ func TestDDIMEtaOneHasDDPMPosteriorVariance(t *testing.T) {
 				t.Fatalf("%s: DDPM σ² at t=%d = %.15g, want β̃_t = %.15g", kind, step, got, want)
 			}
 		}
-		if v := newDDIMSampler(s, all, 0).Variance(500); v != 0 {
+		if v := newDDIMSampler(s, all, 0, false).Variance(500); v != 0 {
 			t.Errorf("DDIM(η=0) variance %g, want 0", v)
 		}
 	}
@@ -197,7 +197,7 @@ func tinyModel(t testing.TB, classes int) *Model {
 func sampleOnce(t *testing.T, m *Model, kind string, steps int, eta float64, noiseSeed, torchSeed int64) []float32 {
 	t.Helper()
 	s, _ := LinearSchedule(100, 1e-4, 0.02)
-	sampler, err := NewSampler(kind, s, steps, eta)
+	sampler, err := NewSampler(kind, s, steps, eta, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,5 +414,31 @@ func TestNoGradRestoresMode(t *testing.T) {
 	})
 	if on, _ := setGradEnabled(true); !on {
 		t.Error("noGrad did not restore grad mode")
+	}
+}
+
+// Without clipping, the DDPM step's posterior-mean form (eq. 7 with x̂_0 from eq. 15) is the
+// ε form of Algorithm 2 (eq. 11): compare the coefficients of x_t and of ε̂.
+func TestDDPMMeanForms(t *testing.T) {
+	lockThread(t)
+	s, _ := LinearSchedule(1000, 1e-4, 0.02)
+	for _, k := range []int{1000, 50} {
+		steps, _ := SpacedTimesteps(1000, k)
+		d := newDDPMSampler(s, steps, false)
+		for i, step := range steps {
+			prev := -1
+			if i+1 < len(steps) {
+				prev = steps[i+1]
+			}
+			alphaCum, alphaCumPrev := alphaCumprodAt(s, step), alphaCumprodAt(s, prev)
+			alpha := alphaCum / alphaCumPrev
+			// eq. 11: x_{t−1} mean = x_t/√α_t − β_t/(√α_t·√(1 − ᾱ_t))·ε̂
+			wantX, wantEps := 1/math.Sqrt(alpha), (1-alpha)/(math.Sqrt(alpha)*math.Sqrt(1-alphaCum))
+			gotX := d.x0Coefficient[i]/math.Sqrt(alphaCum) + d.xtCoefficient[i]
+			gotEps := d.x0Coefficient[i] * math.Sqrt(1-alphaCum) / math.Sqrt(alphaCum)
+			if math.Abs(gotX-wantX) > 1e-9*wantX || math.Abs(gotEps-wantEps) > 1e-9*math.Max(wantEps, 1e-12) {
+				t.Fatalf("k=%d t=%d: eq. 7 coefficients (x %.12g, ε %.12g) differ from eq. 11 (x %.12g, ε %.12g)", k, step, gotX, gotEps, wantX, wantEps)
+			}
+		}
 	}
 }

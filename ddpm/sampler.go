@@ -21,7 +21,10 @@ type Sampler interface {
 }
 
 // NewSampler builds the named sampler ("ddpm" or "ddim") over steps timesteps (0 = all T).
-func NewSampler(kind string, sched *Schedule, steps int, eta float64) (Sampler, error) {
+// With clipX0 the predicted x_0 is clamped to the data range [-1, 1] at every step before the
+// next x is formed from it, as Ho et al.'s released code and diffusers do by default; it keeps
+// an imperfect model's samples from drifting into saturated black or white.
+func NewSampler(kind string, sched *Schedule, steps int, eta float64, clipX0 bool) (Sampler, error) {
 	if steps == 0 {
 		steps = sched.T
 	}
@@ -31,12 +34,12 @@ func NewSampler(kind string, sched *Schedule, steps int, eta float64) (Sampler, 
 	}
 	switch kind {
 	case "ddpm":
-		return newDDPMSampler(sched, timesteps), nil
+		return newDDPMSampler(sched, timesteps, clipX0), nil
 	case "ddim":
 		if eta < 0 || eta > 1 {
 			return nil, fmt.Errorf("ddim: eta must be in [0, 1], got %g", eta)
 		}
-		return newDDIMSampler(sched, timesteps, eta), nil
+		return newDDIMSampler(sched, timesteps, eta, clipX0), nil
 	default:
 		return nil, fmt.Errorf("unknown sampler %q (want \"ddpm\" or \"ddim\")", kind)
 	}
@@ -56,6 +59,17 @@ func SpacedTimesteps(T, k int) ([]int, error) {
 		out[i] = (2*T*(k-i)+k)/(2*k) - 1
 	}
 	return out, nil
+}
+
+// clamp limits x to the data range [-1, 1] when on is set.
+func (s *scope) clamp(x *ts.Tensor, on bool) *ts.Tensor {
+	if !on || s.failed(x) {
+		return x
+	}
+	lo, hi := ts.FloatScalar(-1), ts.FloatScalar(1)
+	defer lo.MustDrop()
+	defer hi.MustDrop()
+	return s.do(x.Clamp(lo, hi, false))
 }
 
 // alphaCumprodAt is ᾱ_t, with ᾱ_{−1} = 1 for the step that lands on x_0.

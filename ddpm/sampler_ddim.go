@@ -18,6 +18,7 @@ import (
 type ddimSampler struct {
 	timesteps []int
 	eta       float64
+	clipX0    bool
 	// Per visited step i.
 	sqrtAlphaCum, sqrtOneMinus []float64 // √ᾱ_t, √(1 − ᾱ_t)
 	sqrtAlphaCumPrev           []float64 // √ᾱ_prev
@@ -25,8 +26,8 @@ type ddimSampler struct {
 	sigma                      []float64 // σ_t
 }
 
-func newDDIMSampler(s *Schedule, timesteps []int, eta float64) *ddimSampler {
-	d := &ddimSampler{timesteps: timesteps, eta: eta}
+func newDDIMSampler(s *Schedule, timesteps []int, eta float64, clipX0 bool) *ddimSampler {
+	d := &ddimSampler{timesteps: timesteps, eta: eta, clipX0: clipX0}
 	for i, t := range timesteps {
 		prevT := -1
 		if i+1 < len(timesteps) {
@@ -47,7 +48,7 @@ func newDDIMSampler(s *Schedule, timesteps []int, eta float64) *ddimSampler {
 func (d *ddimSampler) Timesteps() []int { return d.timesteps }
 
 func (d *ddimSampler) Name() string {
-	return fmt.Sprintf("ddim (η=%g, %d steps, trailing spacing)", d.eta, len(d.timesteps))
+	return fmt.Sprintf("ddim (η=%g, %d steps, trailing spacing%s)", d.eta, len(d.timesteps), clipNote(d.clipX0))
 }
 
 // Variance is σ_i², the variance of the noise added at visited step i.
@@ -57,8 +58,8 @@ func (d *ddimSampler) Step(s *scope, i int, eps, x *ts.Tensor) (prev, predX0 *ts
 	if s.failed(eps, x) {
 		return nil, nil
 	}
-	// 1. predicted x_0 (eq. 12, first term's "predicted x_0")
-	predX0 = s.scale(s.sub(x, s.scale(eps, d.sqrtOneMinus[i])), 1/d.sqrtAlphaCum[i])
+	// 1. predicted x_0 (eq. 12, first term's "predicted x_0"), clipped to [-1, 1] if asked
+	predX0 = s.clamp(s.scale(s.sub(x, s.scale(eps, d.sqrtOneMinus[i])), 1/d.sqrtAlphaCum[i]), d.clipX0)
 	// 2. direction pointing to x_t (eq. 12, second term)
 	direction := s.scale(eps, d.directionCoefficient[i])
 	// 3. x_prev without noise

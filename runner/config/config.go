@@ -73,6 +73,7 @@ type Sample struct {
 	NumImages int     `toml:"num_images"`
 	Guidance  float64 `toml:"guidance"` // classifier-free guidance weight; conditional models only
 	UseEMA    bool    `toml:"use_ema"`
+	ClipX0    bool    `toml:"clip_x0"` // clamp the predicted x_0 to [-1, 1] at every step
 	// FromRun makes a sampling-only run: the hash of a trained run whose last checkpoint is
 	// sampled and evaluated, with no training. Its data, model, diffusion and train settings
 	// are the source run's.
@@ -99,7 +100,7 @@ func Default() Config {
 		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02},
 		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,
 			CheckpointEvery: 5, SampleEvery: 1},
-		Sample:  Sample{Sampler: "ddpm", NumImages: 64, UseEMA: true},
+		Sample:  Sample{Sampler: "ddpm", NumImages: 64, UseEMA: true, ClipX0: true},
 		Runtime: Runtime{Device: "auto"},
 	}
 }
