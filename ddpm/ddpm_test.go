@@ -442,3 +442,53 @@ func TestDDPMMeanForms(t *testing.T) {
 		}
 	}
 }
+
+// pointMass is the exact noise predictor for data that is always the image x*: since
+// x_t = √ᾱ_t·x* + √(1 − ᾱ_t)·ε, the true noise is ε = (x_t − √ᾱ_t·x*)/√(1 − ᾱ_t).
+type pointMass struct {
+	sched *Schedule
+	x     float64 // every pixel of x*
+}
+
+func (p pointMass) numClasses() int { return 0 }
+
+func (p pointMass) guidedNoise(s *scope, x, t, _ *ts.Tensor, _ float64) *ts.Tensor {
+	step := int(t.Int64Values()[0]) // the loop gives every image the same timestep
+	a := p.sched.AlphasCumprod[step]
+	return s.scale(s.addScalar(x, -math.Sqrt(a)*p.x), 1/math.Sqrt(1-a))
+}
+
+// With the exact ε of a point mass, every sampler must land on that point: a check of the
+// sampling equations that does not depend on training.
+func TestSamplersRecoverPointMass(t *testing.T) {
+	lockThread(t)
+	for _, kind := range []string{Linear, Cosine} {
+		s, _ := NewSchedule(kind, 1000, 1e-4, 0.02)
+		for _, tc := range []struct {
+			sampler string
+			steps   int
+			eta     float64
+			clip    bool
+		}{
+			{"ddpm", 0, 0, false}, {"ddpm", 0, 0, true}, {"ddpm", 20, 0, false},
+			{"ddim", 50, 0, false}, {"ddim", 10, 1, false}, {"ddim", 1000, 0, true},
+		} {
+			sampler, err := NewSampler(tc.sampler, s, tc.steps, tc.eta, tc.clip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xT, _ := NoiseFor(1, 2, 1, 4, 4, gotch.CPU)
+			ManualSeed(2)
+			res, err := sample(pointMass{sched: s, x: 0.3}, sampler, xT, SampleOptions{})
+			xT.MustDrop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range res.Images {
+				if math.Abs(float64(v)-0.3) > 1e-3 {
+					t.Fatalf("%s schedule, %s: sample pixel %.5f, want 0.3", kind, sampler.Name(), v)
+				}
+			}
+		}
+	}
+}

@@ -104,6 +104,19 @@ type SampleResult struct {
 // Sample runs the reverse process from the start noise xT (B,C,H,W) to x_0 with gradient
 // tracking off. Every tensor made per step is freed before the next.
 func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
+	return sample(model, sampler, xT, opts)
+}
+
+// noisePredictor is what the sampling loop needs of a model: ε̂ for a batch (with guidance), and
+// its number of classes. Tests substitute an exact predictor for a known distribution.
+type noisePredictor interface {
+	guidedNoise(s *scope, x, t, labels *ts.Tensor, w float64) *ts.Tensor
+	numClasses() int
+}
+
+func (m *Model) numClasses() int { return m.Net.Config.NumClasses }
+
+func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
 	res := &SampleResult{Frames: map[int][]float32{}}
 	err := NoGrad(func() error {
 		device, err := xT.Device()
@@ -122,10 +135,10 @@ func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*
 		defer func() { x.MustDrop() }()
 
 		var labels *ts.Tensor
-		if model.Net.Config.NumClasses > 0 {
+		if model.numClasses() > 0 {
 			var ls scope
 			defer ls.drop()
-			labels = ls.fromInt64(classLabels(opts.Labels, batch, model.Net.Config.NumClasses), device)
+			labels = ls.fromInt64(classLabels(opts.Labels, batch, model.numClasses()), device)
 			if ls.err != nil {
 				return ls.err
 			}
