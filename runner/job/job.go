@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -312,8 +313,6 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 		startBatch = 0
 		seconds := time.Since(epochStart).Seconds()
 		r.epochs = append(r.epochs, store.EpochRow{Epoch: epoch, MeanLoss: sum / math.Max(1, float64(count)), Seconds: seconds, ImagesPerSec: float64(images) / seconds})
-		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).
-			Int64("rss_mb", residentMB()).Int("live_tensors", ddpm.LiveTensors()).Msg("epoch")
 
 		if every := cfg.Train.SampleEvery; every > 0 && (epoch%every == 0 || epoch == cfg.Train.Epochs) {
 			if err := r.epochGrid(ctx, tr, sampling, epoch); err != nil {
@@ -335,6 +334,15 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 			return 0, err
 		}
 		r.Store.UpdateStatus(r.Hash, func(s *store.Status) { s.Epoch = epoch })
+
+		// Logged after the grid and the checkpoint, so every epoch is measured at the same point.
+		// gotch gives every tensor a large Go allocation so that Go's GC notices C memory; hand the
+		// freed Go heap back to the OS once an epoch, so resident memory reflects what is live.
+		debug.FreeOSMemory()
+		var mem runtime.MemStats
+		runtime.ReadMemStats(&mem)
+		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).
+			Int64("rss_mb", residentMB()).Uint64("go_heap_mb", mem.HeapInuse>>20).Int("live_tensors", ddpm.LiveTensors()).Msg("epoch")
 	}
 	return earlier + time.Since(trainStart).Seconds(), nil
 }
