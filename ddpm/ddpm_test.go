@@ -492,3 +492,41 @@ func TestSamplersRecoverPointMass(t *testing.T) {
 		}
 	}
 }
+
+// Label dropout at p_uncond = 1 trains the unconditional model only: every label becomes the
+// null class; at 0 the labels pass through.
+func TestLabelDropout(t *testing.T) {
+	lockThread(t)
+	set := mnistTrain(t, 64)
+	s, _ := LinearSchedule(100, 1e-4, 0.02)
+	d, _ := NewDiffusion(s, gotch.CPU)
+	defer d.Close()
+	for _, tc := range []struct {
+		p        float64
+		wantNull bool
+	}{{1, true}, {0, false}} {
+		tr, err := NewTrainer(tinyModel(t, 10), d, TrainConfig{LR: 1e-3, PUncond: tc.p, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc scope
+		labels := make([]int64, 64)
+		for i := range labels {
+			labels[i] = int64(set.Labels[i])
+		}
+		y := sc.fromInt64(labels, gotch.CPU)
+		got, err := float32s(sc.do(tr.dropLabels(&sc, y).Totype(gotch.Float, false)))
+		sc.drop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got {
+			if tc.wantNull && v != 10 {
+				t.Fatalf("p_uncond=1: label %d is %v, want the null class 10", i, v)
+			}
+			if !tc.wantNull && int64(v) != labels[i] {
+				t.Fatalf("p_uncond=0: label %d is %v, want %d", i, v, labels[i])
+			}
+		}
+	}
+}
