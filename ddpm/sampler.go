@@ -97,6 +97,7 @@ type SampleOptions struct {
 // SampleResult holds the final images and any kept frames, as Go values in [-1, 1] (clamped).
 type SampleResult struct {
 	Images     []float32         // (B·C·H·W)
+	Labels     []int64           // the class of each image for a conditional model, else nil
 	Frames     map[int][]float32 // timestep → x at that point
 	FrameOrder []int             // timesteps of Frames in the order they were made
 }
@@ -138,7 +139,8 @@ func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOpt
 		if model.numClasses() > 0 {
 			var ls scope
 			defer ls.drop()
-			labels = ls.fromInt64(classLabels(opts.Labels, batch, model.numClasses()), device)
+			res.Labels = classLabels(opts.Labels, batch, model.numClasses())
+			labels = ls.fromInt64(res.Labels, device)
 			if ls.err != nil {
 				return ls.err
 			}

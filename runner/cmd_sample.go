@@ -92,6 +92,9 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	if res.Strip != "" {
 		fmt.Fprintf(e.stdout, "denoising: %s\n           %s\n", res.Strip, res.GIF)
 	}
+	for _, g := range res.ClassGIFs {
+		fmt.Fprintf(e.stdout, "           %s\n", g)
+	}
 	return nil
 }
 

@@ -126,7 +126,40 @@ func (r *run) writeDenoising(res *ddpm.SampleResult, timesteps, stripSteps, gifS
 	for _, t := range gifSteps {
 		frames = append(frames, viz.Grid(res.Frames[t][:n*pixels], n, 28, 28, cols, 2, 2))
 	}
-	return viz.WriteGIF(r.path("denoise", "denoise.gif"), frames, 8)
+	if err := viz.WriteGIF(r.path("denoise", "denoise.gif"), frames, 8); err != nil {
+		return err
+	}
+	return r.writeClassGIFs(res, gifSteps, res.Labels)
+}
+
+// writeClassGIFs writes, for a class-conditional grid, one GIF per requested class: that
+// class's samples denoising side by side (denoise/class_K.gif).
+func (r *run) writeClassGIFs(res *ddpm.SampleResult, gifSteps []int, labels []int64) error {
+	const pixels = 28 * 28
+	members := map[int64][]int{}
+	var classes []int64
+	for i, k := range labels {
+		if len(members[k]) == 0 {
+			classes = append(classes, k)
+		}
+		if len(members[k]) < 8 {
+			members[k] = append(members[k], i)
+		}
+	}
+	for _, k := range classes {
+		var frames []*image.Gray
+		for _, t := range gifSteps {
+			var row []float32
+			for _, i := range members[k] {
+				row = append(row, res.Frames[t][i*pixels:(i+1)*pixels]...)
+			}
+			frames = append(frames, viz.Grid(row, len(members[k]), 28, 28, len(members[k]), 2, 2))
+		}
+		if err := viz.WriteGIF(r.path("denoise", fmt.Sprintf("class_%d.gif", k)), frames, 8); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeGrid writes n images as a square-ish grid under the run folder.

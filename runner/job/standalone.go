@@ -30,7 +30,8 @@ type SampleRequest struct {
 // SampleResult says what was written.
 type SampleResult struct {
 	Grid, Strip, GIF string
-	Weights          string // "ema" or "raw"
+	ClassGIFs        []string // conditional models: one denoising GIF per class
+	Weights          string   // "ema" or "raw"
 	Seconds          float64
 }
 
@@ -86,6 +87,16 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 	for from, to := range map[string]string{"samples/final.png": out.Grid, "denoise/strip.png": out.Strip, "denoise/denoise.gif": out.GIF} {
 		if err := os.Rename(filepath.Join(req.Out, from), to); err != nil {
 			return out, err
+		}
+	}
+	// A conditional grid also has one GIF per class: denoise/class_K.gif.
+	if gifs, _ := filepath.Glob(filepath.Join(req.Out, "denoise", "class_*.gif")); len(gifs) > 0 {
+		for _, g := range gifs {
+			to := filepath.Join(req.Out, "denoise_"+tag+"_"+filepath.Base(g))
+			if err := os.Rename(g, to); err != nil {
+				return out, err
+			}
+			out.ClassGIFs = append(out.ClassGIFs, to)
 		}
 	}
 	os.Remove(filepath.Join(req.Out, "samples"))
