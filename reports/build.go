@@ -229,6 +229,20 @@ func (b *builder) build() error {
 		return err
 	}
 
+	var tradeoffPNG, fdPNG string
+	if key, xs, ok := numericAxis(b.m.VariedKeys, b.runs); ok {
+		if tradeoffPNG, err = b.chart("img/quality.png", func() ([]byte, error) {
+			return tradeoffChart("sample quality against "+key, key, xs, b.runs)
+		}); err != nil {
+			return err
+		}
+		if fdPNG, err = b.chart("img/fd.png", func() ([]byte, error) {
+			return fdChart("FD against "+key, key, xs, b.runs)
+		}); err != nil {
+			return err
+		}
+	}
+
 	res := buildResults(b.m.VariedKeys, b.runs)
 	var csvBuf, jsonBuf bytes.Buffer
 	if err := res.writeCSV(&csvBuf); err != nil {
@@ -258,6 +272,8 @@ func (b *builder) build() error {
 		LossPNG:     lossPNG,
 		LossLogPNG:  lossLogPNG,
 		EpochPNG:    epochPNG,
+		QualityPNG:  tradeoffPNG,
+		FDPNG:       fdPNG,
 		Runs:        b.runs,
 		footer:      b.footer(""),
 		ReportFiles: []string{"results.csv", "results.json"},
@@ -541,6 +557,7 @@ type sweepPage struct {
 	Code, Libtorch, Machine       string
 	Table                         tableView
 	LossPNG, LossLogPNG, EpochPNG string
+	QualityPNG, FDPNG             string // quality against a numeric varied key; "" when none
 	Runs                          []*runView
 	ReportFiles                   []string
 }
