@@ -1,6 +1,7 @@
 package ddpm
 
 /*
+#include <malloc.h>
 #include <stdint.h>
 // Defined in gotch's libtch (torch_api.cpp), which every binary importing gotch links.
 void at_manual_seed(int64_t seed);
@@ -76,3 +77,8 @@ func LibtorchVersion() string {
 	}
 	return "unknown (" + dir + ")"
 }
+
+// ReleaseMemory hands the C heap's free pages back to the operating system (glibc's
+// malloc_trim). libtorch frees tensors into the C heap, which keeps the pages; trimming once an
+// epoch keeps a long run's resident memory at what is live.
+func ReleaseMemory() { C.malloc_trim(0) }

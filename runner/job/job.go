@@ -337,8 +337,10 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 
 		// Logged after the grid and the checkpoint, so every epoch is measured at the same point.
 		// gotch gives every tensor a large Go allocation so that Go's GC notices C memory; hand the
-		// freed Go heap back to the OS once an epoch, so resident memory reflects what is live.
+		// freed Go heap (and the C heap's free pages) back to the OS once an epoch, so resident
+		// memory reflects what is live.
 		debug.FreeOSMemory()
+		ddpm.ReleaseMemory()
 		var mem runtime.MemStats
 		runtime.ReadMemStats(&mem)
 		r.Log.Info().Int("epoch", epoch).Float64("mean_loss", sum/math.Max(1, float64(count))).Float64("seconds", seconds).
