@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
@@ -101,6 +102,9 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 	q.Sampler = summary.Sampler
 	js, err := json.MarshalIndent(q, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.path("metrics"), 0o755); err != nil { // sampling-only runs have no loss metrics
 		return err
 	}
 	return writeFile(r.path("metrics", "quality.json"), js)
