@@ -864,3 +864,48 @@ func TestE2EHelp(t *testing.T) {
 		t.Errorf("runner help sweep: %s", res)
 	}
 }
+
+// TestE2ESamplingOnly trains a tiny run, then samples its checkpoint in a sampling-only run
+// (sample.from_run): no training, keyed by the source hash plus the sampler settings, with
+// quality metrics; `runner eval` measures the trained run afterwards.
+func TestE2ESamplingOnly(t *testing.T) {
+	needTraining(t)
+	w := newWorkspace(t)
+	cfg := writeTinyConfig(t, w.dir, 64, 1)
+	if res := run(t, w.dir, "run", cfg, "--store", w.root); res.code != 0 {
+		t.Fatalf("run: %s", res)
+	}
+	hashes, _ := w.st.Hashes()
+	if len(hashes) != 1 {
+		t.Fatalf("store has %d runs, want 1", len(hashes))
+	}
+	source := hashes[0]
+	res := run(t, w.dir, "run", cfg, "--store", w.root, "--set", "sample.from_run="+store.Short(source)[:8],
+		"--set", "sample.sampler=ddpm", "--set", "sample.steps=10", "--set", "eval.num_samples=20")
+	if res.code != 0 {
+		t.Fatalf("sampling-only run: %s", res)
+	}
+	all, _ := w.st.Hashes()
+	if len(all) != 2 {
+		t.Fatalf("store has %d runs, want the source and one sampling-only run", len(all))
+	}
+	sampling := all[0]
+	if sampling == source {
+		sampling = all[1]
+	}
+	if _, err := os.Stat(w.st.Path(sampling, "metrics/loss.csv")); err == nil {
+		t.Errorf("the sampling-only run trained (it has a loss.csv)")
+	}
+	for _, f := range []string{"samples/final.png", "metrics/quality.json", "summary.json"} {
+		if _, err := os.Stat(w.st.Path(sampling, f)); err != nil {
+			t.Errorf("sampling-only run: %v", err)
+		}
+	}
+	sum, err := w.st.ReadSummary(sampling)
+	if err != nil || sum.Metrics.FD == nil || sum.Metrics.Recognizable == nil {
+		t.Errorf("sampling-only run: summary %+v (%v), want FD and recognizable", sum, err)
+	}
+	if ev := run(t, w.dir, "eval", "--run", store.Short(source), "--num-samples", "20", "--store", w.root); ev.code != 0 || !strings.Contains(ev.stdout, "FD:") {
+		t.Errorf("runner eval: %s", ev)
+	}
+}
