@@ -88,18 +88,7 @@ func listRow(info store.RunInfo) string {
 func runShow(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "show")
 	root := storeFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want one run hash (any unique prefix)")
-	}
-	st, err := store.Open(*root)
-	if err != nil {
-		return err
-	}
-	hash, err := resolveRun(st, pos[0])
+	st, hash, err := oneRun(fs, root, args)
 	if err != nil {
 		return err
 	}

@@ -21,18 +21,7 @@ func runRerun(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "rerun")
 	root := storeFlag(fs)
 	verify := fs.Bool("verify", false, "compare the new loss curve with the recorded one and report the largest difference")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want one run hash (any unique prefix)")
-	}
-	st, err := store.Open(*root)
-	if err != nil {
-		return err
-	}
-	hash, err := resolveRun(st, pos[0])
+	st, hash, err := oneRun(fs, root, args)
 	if err != nil {
 		return err
 	}

@@ -22,18 +22,7 @@ import (
 func runOne(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "_run-one")
 	root := storeFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want exactly one run hash, got %d arguments", len(pos))
-	}
-	st, err := store.Open(*root)
-	if err != nil {
-		return err
-	}
-	hash, err := resolveRun(st, pos[0])
+	st, hash, err := oneRun(fs, root, args)
 	if err != nil {
 		return err
 	}

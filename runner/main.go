@@ -222,6 +222,27 @@ func storeFlag(fs *flag.FlagSet) *string {
 	return fs.String("store", def, "run store folder (env DDPMLAB_STORE)")
 }
 
+// oneRun parses the arguments of a command that names one run (any unique hash prefix) and
+// opens the store it lives in.
+func oneRun(fs *flag.FlagSet, root *string, args []string) (*store.Store, string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(pos) != 1 {
+		return nil, "", usagef("want one run hash (any unique prefix)")
+	}
+	st, err := store.Open(*root)
+	if err != nil {
+		return nil, "", err
+	}
+	hash, err := resolveRun(st, pos[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return st, hash, nil
+}
+
 // resolveRun turns a hash prefix into a full hash of the store.
 func resolveRun(st *store.Store, prefix string) (string, error) {
 	h, err := st.Resolve(prefix)
