@@ -138,7 +138,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	r.Log.Info().Str("device", deviceName(r.device)).Int("threads", ddpm.NumThreads()).Msg("start")
 
-	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	sched, err := schedule(cfg)
 	if err != nil {
 		return err
 	}
@@ -148,10 +148,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	defer diffusion.Close()
 
-	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
-	if cfg.Model.Conditional {
-		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
-	}
+	unet := unetConfig(cfg)
 	ddpm.ManualSeed(cfg.Seed) // the initial weights depend on the seed only
 	model, err := ddpm.NewModel(unet, r.device)
 	if err != nil {

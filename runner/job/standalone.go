@@ -43,14 +43,11 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 		return out, err
 	}
 	cfg := req.Config
-	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	sched, err := schedule(cfg)
 	if err != nil {
 		return out, err
 	}
-	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
-	if cfg.Model.Conditional {
-		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
-	}
+	unet := unetConfig(cfg)
 	model, err := ddpm.NewModel(unet, device)
 	if err != nil {
 		return out, err
@@ -182,14 +179,11 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 		ddpm.SetNumThreads(opts.Threads)
 	}
 	cfg := r.cfg
-	sched, err := ddpm.NewSchedule(cfg.Diffusion.Schedule, cfg.Diffusion.Timesteps, cfg.Diffusion.BetaStart, cfg.Diffusion.BetaEnd)
+	sched, err := schedule(cfg)
 	if err != nil {
 		return summary, err
 	}
-	unet := ddpm.UNetConfig{ImageChannels: 1, BaseChannels: cfg.Model.BaseChannels, TimeEmbDim: cfg.Model.TimeEmbDim}
-	if cfg.Model.Conditional {
-		unet.NumClasses = len(data.ClassNames(cfg.Data.Dataset))
-	}
+	unet := unetConfig(cfg)
 	model, err := ddpm.NewModel(unet, r.device)
 	if err != nil {
 		return summary, err
