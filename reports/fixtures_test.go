@@ -47,7 +47,7 @@ var fixtureRuns = []fixtureRun{
 		summary: `{"final_loss": 0.0523, "best_loss": 0.0491, "train_seconds": 121.4, "images_per_sec": 95.1,
  "param_count": 2056577, "weights": "ema", "sampler": "ddpm", "sample_steps": 1000,
  "sample_seconds_per_64": 31.0,
- "metrics": {"fd": 14.2, "fd_real": 0.8, "recognizable": 0.55, "class_entropy": 2.11,
+ "metrics": {"fd": 14.2, "fd_real": 0.8, "fd_real_n": 1.9, "recognizable": 0.55, "class_entropy": 2.11,
              "min_class_share": 0.04}}`,
 	},
 	{
@@ -56,7 +56,7 @@ var fixtureRuns = []fixtureRun{
 		summary: `{"final_loss": 0.0412, "best_loss": 0.0398, "train_seconds": 118.9, "images_per_sec": 97.3,
  "param_count": 2056577, "weights": "ema", "sampler": "ddpm", "sample_steps": 1000,
  "sample_seconds_per_64": 30.2,
- "metrics": {"fd": 9.8, "fd_real": 0.8, "recognizable": 0.71, "class_entropy": 2.27,
+ "metrics": {"fd": 9.8, "fd_real": 0.8, "fd_real_n": 1.9, "recognizable": 0.71, "class_entropy": 2.27,
              "min_class_share": 0.06}}`,
 	},
 }

@@ -59,6 +59,7 @@ type qualityMetric struct {
 var qualityMetrics = []qualityMetric{
 	{"fd", "FD", lowerBetter, fmtFixed(2), func(m store.Metrics) *float64 { return m.FD }},
 	{"fd_real", "FD real-vs-real", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.FDReal }},
+	{"fd_real_n", "FD real, same n", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.FDRealN }},
 	{"recognizable", "recognizable %", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.Recognizable }},
 	{"class_entropy", "class entropy", higherBetter, fmtFixed(3), func(m store.Metrics) *float64 { return m.ClassEntropy }},
 	{"min_class_share", "min class share", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.MinClassShare }},

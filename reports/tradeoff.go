@@ -65,11 +65,12 @@ func tradeoffChart(title, key string, xs []float64, runs []*runView) ([]byte, er
 	return metricChart(title, key, "share / ratio", xs, runs, tradeoffSeries)
 }
 
-// fdChart draws FD (and the real-vs-real floor) against the varied key.
+// fdChart draws FD, and the real-data floors beside it, against the varied key.
 func fdChart(title, key string, xs []float64, runs []*runView) ([]byte, error) {
 	return metricChart(title, key, "Fréchet distance (lower is better)", xs, runs, []metricLine{
 		{"FD of the samples", func(m store.Metrics) (float64, bool) { return deref(m.FD) }},
 		{"FD real vs real", func(m store.Metrics) (float64, bool) { return deref(m.FDReal) }},
+		{"FD of as many real images", func(m store.Metrics) (float64, bool) { return deref(m.FDRealN) }},
 	})
 }
 

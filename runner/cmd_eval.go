@@ -60,7 +60,10 @@ func printMetrics(e *env, m store.Metrics) {
 		}
 	}
 	line("FD", m.FD, "%.2f")
-	line("FD real/real", m.FDReal, "%.2f (two halves of the test split: the floor)")
+	line("FD real/real", m.FDReal, "%.2f (two halves of the test split)")
+	if m.FDRealN != nil && m.FD != nil {
+		line("FD real, same n", m.FDRealN, "%.2f (as many real train images as samples: FD's floor at this n)")
+	}
 	if m.Recognizable != nil {
 		fmt.Fprintf(e.stdout, "%-15s%.1f%% (classifier confidence >= 0.9)\n", "recognizable:", 100**m.Recognizable)
 	}

@@ -2,6 +2,7 @@ package quality
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -147,12 +148,11 @@ func TestEvaluateReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			second := time.Since(start)
 			if got := len(ts.ExistingTensors); got != live {
 				t.Errorf("Evaluate leaked tensors: %d live before, %d after", live, got)
 			}
 			t.Logf("real (n=%d): %+v (%v, including reference stats)", n, real, first.Round(time.Millisecond))
-			t.Logf("noise (n=%d): %+v (%v)", n, noise, second.Round(time.Millisecond))
+			t.Logf("noise (n=%d): %+v (%v)", n, noise, time.Since(start).Round(time.Millisecond))
 
 			if !(real.FDReal >= 0 && real.FDReal < noise.FD/20) {
 				t.Errorf("FDReal %.3g is not small next to FD(noise) %.3g", real.FDReal, noise.FD)
@@ -166,8 +166,34 @@ func TestEvaluateReal(t *testing.T) {
 				t.Errorf("real images: recognizable %.2f, entropy %.2f bits, min share %.3f; want >= 0.7, 3.2, 0.05",
 					real.Recognizable, real.ClassEntropy, real.MinClassShare)
 			}
-			if second > 30*time.Second {
-				t.Errorf("Evaluate of %d samples took %v", n, second)
+
+			// RealFloor draws the same evenly spaced train images, so it is real.FD exactly;
+			// the whole reference against itself is 0; and FD's small-sample bias shows as a
+			// higher floor at n/10.
+			floor, err := RealFloor(c, train, n, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(floor-real.FD) > 1e-9*real.FD {
+				t.Errorf("RealFloor(train, %d) = %.6g, want Evaluate's FD of the same images %.6g", n, floor, real.FD)
+			}
+			self, err := RealFloor(c, test, test.N, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			small, err := RealFloor(c, train, n/10, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("real floor: n=%d %.3f, n=%d %.3f, the whole reference against itself %.2g", n/10, small, n, floor, self)
+			if math.Abs(self) > 1e-4*real.FD { // rounding in the matrix square root
+				t.Errorf("RealFloor(reference, all) = %.3g, want 0", self)
+			}
+			if !(small > floor) {
+				t.Errorf("RealFloor at n=%d is %.3f, not above n=%d's %.3f: FD's small-sample bias is missing", n/10, small, n, floor)
+			}
+			if _, err := RealFloor(c, train, train.N+1, test); err == nil {
+				t.Error("RealFloor with n larger than the real set: no error")
 			}
 		})
 	}

@@ -16,7 +16,10 @@
 //
 // FD values are only comparable between runs with the same dataset, classifier (cache key) and
 // sample count: FD is biased upwards for small samples. [Metrics.FDReal], the FD between two
-// halves of the test split, is the level real data reaches.
+// halves of the test split, is the level real data reaches with half the test split; [RealFloor]
+// is the level n real train images reach, the floor for a run measured with n samples.
+// Measured (TestEvaluateReal): on MNIST the floor is 80 at n = 100 and 10.2 at n = 1,000; on
+// Fashion-MNIST 18.3 and 1.9.
 //
 // Everything that calls libtorch (training, [Classifier.Features], [Evaluate], [ClassAccuracy])
 // must run on a goroutine locked to its OS thread (runtime.LockOSThread), because libtorch's

@@ -29,6 +29,10 @@ type Metrics struct {
 	// images): what real data scores, the floor to read FD against. FD is biased upwards at small
 	// sample sizes, so compare FDs of equal n; the halves have N/2 images each.
 	FDReal float64 `json:"fd_real"`
+	// FDRealN is the FD that n real images reach against the reference (see [RealFloor]): the
+	// floor for this sample count, which FD approaches for a perfect model. Set by callers
+	// that have a second real set; 0 when not measured.
+	FDRealN float64 `json:"fd_real_n,omitempty"`
 	// Recognizable is the share of samples the classifier assigns some class with probability
 	// at least RecognizableThreshold.
 	Recognizable float64 `json:"recognizable"`
@@ -68,6 +72,36 @@ func Evaluate(c *Classifier, samples []float32, n int, reference *data.Set) (Met
 	m := classStats(probs)
 	m.FD, m.FDReal = fd, ref.FDReal
 	return m, nil
+}
+
+// RealFloor is the Fréchet distance between n real images and reference: n images of real,
+// evenly spaced through it, against the reference's cached statistics. With real a split
+// disjoint from reference (the train split when reference is the test split), it is what a
+// perfect generator scores with n samples, which puts a run's FD at the same n in scale: FD's
+// upward bias at small n is part of both. n must be in [2, real.N].
+func RealFloor(c *Classifier, real *data.Set, n int, reference *data.Set) (float64, error) {
+	if real == nil || n < 2 || n > real.N {
+		return 0, fmt.Errorf("quality: real floor needs 2 <= n <= the real set's size, got n=%d", n)
+	}
+	ref, err := c.referenceStats(reference)
+	if err != nil {
+		return 0, err
+	}
+	const pixels = 28 * 28
+	images := make([]float32, 0, n*pixels)
+	for i := 0; i < n; i++ {
+		k := i * real.N / n // evenly spaced, so no class or writer run dominates
+		images = append(images, real.Images[k*pixels:(k+1)*pixels]...)
+	}
+	features, _, err := c.Features(images, n)
+	if err != nil {
+		return 0, err
+	}
+	mu, sigma, err := Stats(features)
+	if err != nil {
+		return 0, err
+	}
+	return FrechetDistance(mu, sigma, ref.Mu, ref.sigma())
 }
 
 // classStats computes the classifier-only metrics from a probability table (one row per sample).

@@ -79,8 +79,14 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 	if q.Metrics, err = quality.Evaluate(classifier, samples, n, test); err != nil {
 		return err
 	}
+	if q.Metrics.FDRealN, err = realFloor(classifier, cfg.Data.Dataset, cfg.Data.Dir, n, test); err != nil {
+		return err
+	}
 	m := &summary.Metrics
 	m.FD, m.FDReal, m.Recognizable = ptr(q.Metrics.FD), ptr(q.Metrics.FDReal), ptr(q.Metrics.Recognizable)
+	if q.Metrics.FDRealN > 0 {
+		m.FDRealN = ptr(q.Metrics.FDRealN)
+	}
 	m.ClassEntropy, m.MinClassShare = ptr(q.Metrics.ClassEntropy), ptr(q.Metrics.MinClassShare)
 	if conditional {
 		report, err := quality.ClassAccuracy(classifier, samples, requested)
@@ -126,4 +132,17 @@ type logWriter struct{ r *run }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.r.Log.Info().Str("classifier", string(p)).Msg("reference classifier")
 	return len(p), nil
+}
+
+// realFloor is FD's floor at n samples: n real images of the train split against the test
+// split (quality.RealFloor). Train splits smaller than n (none shipped) give 0, not measured.
+func realFloor(classifier *quality.Classifier, dataset, dir string, n int, test *data.Set) (float64, error) {
+	train, err := data.Load(dataset, dir, data.Train)
+	if err != nil {
+		return 0, fmt.Errorf("real floor: %w", err)
+	}
+	if train.N < n {
+		return 0, nil
+	}
+	return quality.RealFloor(classifier, train, n, test)
 }

@@ -32,6 +32,7 @@ type Summary struct {
 type Metrics struct {
 	FD            *float64 `json:"fd,omitempty"`
 	FDReal        *float64 `json:"fd_real,omitempty"`
+	FDRealN       *float64 `json:"fd_real_n,omitempty"` // n real train images against the test split: FD's floor at this n
 	Recognizable  *float64 `json:"recognizable,omitempty"`
 	ClassEntropy  *float64 `json:"class_entropy,omitempty"`
 	MinClassShare *float64 `json:"min_class_share,omitempty"`
