@@ -42,9 +42,9 @@ func runList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HASH\tSTATE\tDATASET\tEPOCHS\tBATCH\tLR\tT\tSCHEDULE\tFINAL LOSS\tTIME\tVARIED")
+	fmt.Fprintln(tw, listHeader())
 	for _, info := range infos {
-		fmt.Fprintln(tw, listRow(info))
+		fmt.Fprintln(tw, listRow(st, info))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -62,8 +62,13 @@ func runList(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func listRow(info store.RunInfo) string {
+// listRow is one run's line under listHeader. A sampling-only run shows its source model's
+// dataset and diffusion, "-" for the training columns, its wall time, and from_run= first
+// among VARIED.
+func listRow(st *store.Store, info store.RunInfo) string {
 	cfg, _ := config.Parse("config.toml", info.Config)
+	dataset, epochs, batch, lr := cfg.Data.Dataset, fmt.Sprint(cfg.Train.Epochs), fmt.Sprint(cfg.Train.BatchSize), fmt.Sprintf("%g", cfg.Train.LR)
+	timesteps, schedule := cfg.Diffusion.Timesteps, cfg.Diffusion.Schedule
 	loss, took := "-", "-"
 	if info.Summary != nil {
 		loss = fmtFloat(info.Summary.FinalLoss)
@@ -72,16 +77,30 @@ func listRow(info store.RunInfo) string {
 		took = duration(info.Status.WallSeconds)
 	}
 	var varied []string
+	if from := cfg.Sample.FromRun; from != "" {
+		dataset, epochs, batch, lr, loss, took = "?", "-", "-", "-", "-", "-"
+		if src, err := st.Info(from); err == nil {
+			if srcCfg, err := config.Parse("config.toml", src.Config); err == nil {
+				dataset, timesteps, schedule = srcCfg.Data.Dataset, srcCfg.Diffusion.Timesteps, srcCfg.Diffusion.Schedule
+			}
+		}
+		if info.Status.WallSeconds > 0 {
+			took = duration(info.Status.WallSeconds)
+		}
+		varied = append(varied, "from_run="+store.Short(from))
+	}
 	for _, k := range sortedKeys(info.Varied) {
 		varied = append(varied, k+"="+info.Varied[k])
 	}
 	state := string(info.Status.State)
-	if info.Status.State == store.Running || info.Status.State == store.Interrupted {
+	if info.Abandoned {
+		state = "abandoned"
+	}
+	if cfg.Sample.FromRun == "" && (info.Status.State == store.Running || info.Status.State == store.Interrupted) {
 		state += fmt.Sprintf(" (%d/%d)", info.Status.Epoch, info.Status.Epochs)
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%g\t%d\t%s\t%s\t%s\t%s", store.Short(info.Hash), state,
-		cfg.Data.Dataset, cfg.Train.Epochs, cfg.Train.BatchSize, cfg.Train.LR, cfg.Diffusion.Timesteps,
-		cfg.Diffusion.Schedule, loss, took, strings.Join(varied, " "))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s", store.Short(info.Hash), state,
+		dataset, epochs, batch, lr, timesteps, schedule, loss, took, strings.Join(varied, " "))
 }
 
 // runShow shows one run: `runner show HASH`.
@@ -96,11 +115,19 @@ func runShow(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "run %s\n\n%s\n%s\n", hash, listHeader(), listRow(info))
+	fmt.Fprintf(e.stdout, "run %s\n\n", hash)
+	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\n%s\n", listHeader(), listRow(st, info))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	s := info.Status
 	fmt.Fprintf(e.stdout, "\nstate:        %s (attempts %d, epoch %d/%d)\n", s.State, s.Attempts, s.Epoch, s.Epochs)
 	if s.Reason != "" {
 		fmt.Fprintf(e.stdout, "reason:       %s\n", s.Reason)
+	}
+	if info.Abandoned {
+		fmt.Fprintf(e.stdout, "abandoned:    status.json says running, but no live process holds the run (killed hard?); `runner rerun %s` or its sweep resumes it\n", store.Short(hash))
 	}
 	if s.ExitCode != 0 || s.Signal != "" {
 		fmt.Fprintf(e.stdout, "exit:         %d %s\n", s.ExitCode, s.Signal)

@@ -16,6 +16,10 @@ type RunInfo struct {
 	Config  []byte   // config.toml
 	// Varied holds the values of the sweep's varied keys when the listing is of a sweep.
 	Varied map[string]string
+	// Abandoned is set for a run whose status says running but whose process is gone: its
+	// lock is missing, or was left by a dead process on this host (a hard kill, a crash of
+	// the machine). The next sweep or rerun of it resumes it from its last checkpoint.
+	Abandoned bool
 }
 
 // Filter selects runs for List. The zero Filter selects every run.
@@ -87,6 +91,11 @@ func (s *Store) Info(hash string) (RunInfo, error) {
 	}
 	if info.Config, err = os.ReadFile(s.Path(hash, ConfigFile)); err != nil {
 		return RunInfo{}, fmt.Errorf("run %s: %w", Short(hash), err)
+	}
+	if info.Status.State == Running {
+		host, _ := os.Hostname()
+		lock, err := s.ReadLock(hash)
+		info.Abandoned = errors.Is(err, fs.ErrNotExist) || (err == nil && isStale(lock, host))
 	}
 	return info, nil
 }

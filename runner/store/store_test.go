@@ -571,3 +571,51 @@ func TestLockProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestInfoAbandoned checks that a run marked running counts as abandoned exactly when no live
+// process holds its lock: unlocked, locked by this process, locked by a dead one.
+func TestInfoAbandoned(t *testing.T) {
+	s := openTemp(t)
+	h := newRun(t, s, `{"abandoned":1}`)
+	if err := s.WriteStatus(h, Status{State: Running}); err != nil {
+		t.Fatal(err)
+	}
+	abandoned := func() bool {
+		t.Helper()
+		info, err := s.Info(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Abandoned
+	}
+	if !abandoned() {
+		t.Error("running without a lock: not abandoned")
+	}
+	l, err := s.Lock(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if abandoned() {
+		t.Error("running and locked by this live process: abandoned")
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if err := WriteJSON(s.Path(h, LockFile), LockInfo{Host: host, PID: cmd.Process.Pid, Time: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if !abandoned() {
+		t.Error("running, locked by a dead process: not abandoned")
+	}
+	if err := s.WriteStatus(h, Status{State: Done}); err != nil {
+		t.Fatal(err)
+	}
+	if abandoned() {
+		t.Error("done: abandoned")
+	}
+}
