@@ -93,6 +93,8 @@ func columns(runs []*runView) []column {
 			num: summaryValue(func(s *store.Summary) float64 { return s.TrainSeconds })},
 		{key: "images_per_sec", label: "images/s", better: higherBetter, format: fmtFixed(1),
 			num: summaryValue(func(s *store.Summary) float64 { return s.ImagesPerSec })},
+		{key: "sample_seconds_per_64", label: "sampling s / 64 images", better: lowerBetter, format: fmtFixed(1),
+			num: summaryValue(func(s *store.Summary) float64 { return s.SampleSecondsPer64 })},
 	}
 	for _, q := range qualityMetrics {
 		if slices.ContainsFunc(runs, func(r *runView) bool { return !math.IsNaN(q.value(r)) }) {
