@@ -278,6 +278,42 @@ func TestGuidanceZeroIsConditional(t *testing.T) {
 	}
 }
 
+// TestGuidanceFormula checks ε̂ = (1 + w)·ε(x, t, c) − w·ε(x, t, ∅) against the two predictions
+// made directly.
+func TestGuidanceFormula(t *testing.T) {
+	lockThread(t)
+	m := tinyModel(t, 10)
+	var s scope
+	defer s.drop()
+	ManualSeed(6)
+	x := s.randn([]int64{2, 1, 28, 28}, gotch.CPU)
+	tt := s.fromInt64([]int64{10, 900}, gotch.CPU)
+	y := s.fromInt64([]int64{3, 7}, gotch.CPU)
+	null := s.fromInt64([]int64{10, 10}, gotch.CPU)
+	const w = 2.5
+	var guided, conditional, unconditional []float32
+	err := NoGrad(func() error {
+		var err error
+		if guided, err = float32s(m.guidedNoise(&s, x, tt, y, w)); err != nil {
+			return err
+		}
+		if conditional, err = float32s(s.do(m.Net.Forward(x, tt, y))); err != nil {
+			return err
+		}
+		unconditional, err = float32s(s.do(m.Net.Forward(x, tt, null)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range guided {
+		want := (1+w)*float64(conditional[i]) - w*float64(unconditional[i])
+		if math.Abs(float64(guided[i])-want) > 1e-5*(1+math.Abs(want)) {
+			t.Fatalf("ε̂[%d] = %g, want (1+w)·%g − w·%g = %g", i, guided[i], conditional[i], unconditional[i], want)
+		}
+	}
+}
+
 // mnistTrain loads the first n images of the local mnist-10k subset, or skips.
 func mnistTrain(t testing.TB, n int) *data.Set {
 	t.Helper()

@@ -195,7 +195,9 @@ func (m *Model) guidedNoise(s *scope, x, t, labels *ts.Tensor, w float64) *ts.Te
 	if labels == nil || w == 0 {
 		return s.do(m.Net.Forward(x, t, labels))
 	}
-	null := s.do(labels.FullLike(ts.IntScalar(int64(m.Net.Config.NumClasses)), false))
+	nullClass := ts.IntScalar(int64(m.Net.Config.NumClasses))
+	defer nullClass.MustDrop()
+	null := s.do(labels.FullLike(nullClass, false))
 	conditional := s.do(m.Net.Forward(x, t, labels))
 	unconditional := s.do(m.Net.Forward(x, t, null))
 	return s.sub(s.scale(conditional, 1+w), s.scale(unconditional, w))
