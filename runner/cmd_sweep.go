@@ -199,7 +199,8 @@ func printPlan(w io.Writer, st *store.Store, plan *sweep.Plan) error {
 
 // estimateSeconds is a rough time for the runs to do: training images over a speed measured
 // on this store (median images/s of done runs of the same model size), or a CPU default, plus
-// the sampling of the per-epoch and final grids.
+// the sampling of the per-epoch and final grids and of the eval samples. A sampling-only run
+// trains nothing and samples with its source run's model.
 func estimateSeconds(st *store.Store, plan *sweep.Plan, todo []executor.Job) float64 {
 	measured := map[int][]float64{} // base channels → images/s
 	if infos, err := st.List(store.Filter{States: []store.State{store.Done}}); err == nil {
@@ -220,22 +221,34 @@ func estimateSeconds(st *store.Store, plan *sweep.Plan, todo []executor.Job) flo
 			continue
 		}
 		cfg := r.Config
-		speed := median(measured[cfg.Model.BaseChannels])
-		if speed == 0 {
-			speed = 100 * math.Pow(64/float64(cfg.Model.BaseChannels), 0.8) // about this machine's CPU
-		}
 		images := float64(cfg.Train.Epochs * trainImages(cfg))
-		steps := cfg.Sample.Steps
-		if steps == 0 {
-			steps = cfg.Diffusion.Timesteps
-		}
 		grids := 1.0
 		if cfg.Train.SampleEvery > 0 {
 			grids += float64(cfg.Train.Epochs / cfg.Train.SampleEvery)
 		}
+		if from := cfg.Sample.FromRun; from != "" {
+			images, grids = 0, 1
+			if src, err := st.Info(from); err == nil {
+				if srcCfg, err := config.Parse("config.toml", src.Config); err == nil {
+					cfg.Model = srcCfg.Model
+				}
+			}
+		}
+		speed := median(measured[cfg.Model.BaseChannels])
+		if speed == 0 {
+			speed = 100 * math.Pow(64/float64(cfg.Model.BaseChannels), 0.8) // about this machine's CPU
+		}
+		steps := cfg.Sample.Steps
+		if steps == 0 {
+			steps = cfg.Diffusion.Timesteps
+		}
+		passes := 1.0 // network evaluations per image and step
+		if cfg.Model.Conditional && cfg.Sample.Guidance > 0 {
+			passes = 2 // classifier-free guidance: with and without the class
+		}
+		sampled := grids*float64(cfg.Sample.NumImages) + float64(cfg.Eval.NumSamples)
 		// A sampling step costs about a third of a training step on the same images.
-		sampling := grids * float64(steps) * 64 / (3 * speed)
-		total += images/speed + sampling
+		total += images/speed + sampled*float64(steps)*passes/(3*speed)
 	}
 	return total
 }
