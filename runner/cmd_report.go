@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/ddpmlab/ddpmlab/reports"
@@ -15,22 +16,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "report")
 	root := storeFlag(fs)
 	out := fs.String("out", reports.DefaultOut, "folder for the HTML reports")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want one sweep name (see `runner list`), e.g. runner report learning_rate-quick")
-	}
-	st, err := store.Open(*root)
-	if err != nil {
-		return err
-	}
-	name, err := findManifest(st, pos[0])
-	if err != nil {
-		return err
-	}
-	m, err := st.ReadManifest(name)
+	_, name, m, err := oneSweep(fs, root, args)
 	if err != nil {
 		return err
 	}
@@ -44,6 +30,31 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "report: %s\n", index)
 	return nil
+}
+
+// oneSweep parses the arguments of a command that takes one sweep name and returns the store,
+// the manifest's name (see findManifest) and the manifest.
+func oneSweep(fs *flag.FlagSet, root *string, args []string) (*store.Store, string, store.Manifest, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, "", store.Manifest{}, err
+	}
+	if len(pos) != 1 {
+		return nil, "", store.Manifest{}, usagef("want one sweep name (see `runner list`), e.g. %s learning_rate-quick", fs.Name())
+	}
+	st, err := store.Open(*root)
+	if err != nil {
+		return nil, "", store.Manifest{}, err
+	}
+	name, err := findManifest(st, pos[0])
+	if err != nil {
+		return nil, "", store.Manifest{}, err
+	}
+	m, err := st.ReadManifest(name)
+	if err != nil {
+		return nil, "", store.Manifest{}, err
+	}
+	return st, name, m, nil
 }
 
 // findManifest accepts a manifest name, or a sweep name whose quick manifest exists.

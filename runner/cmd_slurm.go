@@ -137,22 +137,7 @@ func runSlurmSweep(ctx context.Context, e *env, st *store.Store, o sweepOptions,
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "status")
 	root := storeFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want one sweep name (see `runner list`)")
-	}
-	st, err := store.Open(*root)
-	if err != nil {
-		return err
-	}
-	name, err := findManifest(st, pos[0])
-	if err != nil {
-		return err
-	}
-	m, err := st.ReadManifest(name)
+	st, name, m, err := oneSweep(fs, root, args)
 	if err != nil {
 		return err
 	}
