@@ -28,7 +28,7 @@ func (r *run) epochGrid(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Mo
 	if err != nil {
 		return fmt.Errorf("epoch %d samples: %w", epoch, err)
 	}
-	return r.writeGrid(filepath.Join("samples", fmt.Sprintf("epoch_%03d.png", epoch)), res.Images, gridImages)
+	return r.writeGrid(filepath.Join("samples", fmt.Sprintf("epoch_%03d.png", epoch)), res.Images, res.Labels, gridImages)
 }
 
 // sample draws n images from the fixed start noise with the configured sampler, keeping the
@@ -82,7 +82,7 @@ func (r *run) finalSamples(ctx context.Context, sched *ddpm.Schedule, model *ddp
 	if err != nil {
 		return 0, "", fmt.Errorf("final samples: %w", err)
 	}
-	if err := r.writeGrid(filepath.Join("samples", "final.png"), res.Images, n); err != nil {
+	if err := r.writeGrid(filepath.Join("samples", "final.png"), res.Images, res.Labels, n); err != nil {
 		return 0, "", err
 	}
 	if err := r.writeDenoising(res, timesteps, stripSteps, gifSteps, min(n, 8)); err != nil {
@@ -162,14 +162,44 @@ func (r *run) writeClassGIFs(res *ddpm.SampleResult, gifSteps []int, labels []in
 	return nil
 }
 
-// writeGrid writes n images as a square-ish grid under the run folder.
-func (r *run) writeGrid(rel string, images []float32, n int) error {
+// writeGrid writes n images as a grid under the run folder: one row per class when labels
+// (nil for unconditional models) run in equal blocks of classes, else square-ish.
+func (r *run) writeGrid(rel string, images []float32, labels []int64, n int) error {
 	path := r.path(rel)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	cols := int(math.Ceil(math.Sqrt(float64(n))))
-	return viz.WritePNG(path, viz.Grid(images, n, 28, 28, cols, 2, 2))
+	return viz.WritePNG(path, viz.Grid(images, n, 28, 28, gridColumns(labels, n), 2, 2))
+}
+
+// gridColumns is the grid width for n images: the block length when labels hold equal blocks
+// of two or more classes (0,0,0,1,1,1,…: a row per class), else ⌈√n⌉.
+func gridColumns(labels []int64, n int) int {
+	square := int(math.Ceil(math.Sqrt(float64(n))))
+	if len(labels) < n || n == 0 {
+		return square
+	}
+	block := 1
+	for block < n && labels[block] == labels[0] {
+		block++
+	}
+	if block == n || n%block != 0 { // one class only, or uneven blocks
+		return square
+	}
+	seen := map[int64]bool{}
+	for start := 0; start < n; start += block {
+		class := labels[start]
+		if seen[class] {
+			return square
+		}
+		seen[class] = true
+		for _, l := range labels[start : start+block] {
+			if l != class {
+				return square
+			}
+		}
+	}
+	return block
 }
 
 // writeLossPlot writes plots/loss.png from the per-step losses.

@@ -70,7 +70,7 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 			return out, err
 		}
 		out.Grid, out.Seconds = filepath.Join(req.Out, "samples_"+tag+".png"), seconds
-		return out, r.writeGrid("samples_"+tag+".png", res.Images, cfg.Sample.NumImages)
+		return out, r.writeGrid("samples_"+tag+".png", res.Images, res.Labels, cfg.Sample.NumImages)
 	}
 	seconds, _, err := r.finalSamples(ctx, sched, model)
 	if err != nil {
