@@ -79,13 +79,17 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 	name := manifestName(plan)
 	manifest := store.Manifest{Name: name, File: pos[0], Scale: plan.Scale, Created: time.Now().UTC(), VariedKeys: plan.VariedKeys}
 	for _, r := range plan.Runs {
-		if _, err := createRun(st, r.Config); err != nil {
-			return err
-		}
 		manifest.Runs = append(manifest.Runs, store.ManifestRun{Hash: r.Hash.String(), Varied: r.VariedMap()})
 	}
-	if err := st.WriteManifest(manifest); err != nil {
-		return err
+	if !o.dryRun { // a dry run changes nothing in the store
+		for _, r := range plan.Runs {
+			if _, err := createRun(st, r.Config); err != nil {
+				return err
+			}
+		}
+		if err := st.WriteManifest(manifest); err != nil {
+			return err
+		}
 	}
 
 	// 2. Plan: what is done, what runs now.
@@ -145,10 +149,23 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 // manifestName names a sweep's manifest and report: the sweep's name at full scale, and
 // name-SCALE at any other scale, so the quick and full results never mix.
 func manifestName(plan *sweep.Plan) string {
-	if plan.Scale == "full" {
-		return plan.Sweep
+	name := plan.Sweep
+	if plan.Scale != "full" {
+		name += "-" + plan.Scale
 	}
-	return plan.Sweep + "-" + plan.Scale
+	// Sampling-only sweeps of different models are different experiments: one report each.
+	if len(plan.Runs) > 0 {
+		from := plan.Runs[0].Config.Sample.FromRun
+		for _, r := range plan.Runs[1:] {
+			if r.Config.Sample.FromRun != from {
+				from = ""
+			}
+		}
+		if from != "" {
+			name += "-" + store.Short(from)
+		}
+	}
+	return name
 }
 
 // classify splits a plan's runs into those to run now and the rest.
@@ -156,7 +173,7 @@ func classify(st *store.Store, plan *sweep.Plan, retry int) (todo []executor.Job
 	states = map[store.State]int{}
 	for _, r := range plan.Runs {
 		hash := r.Hash.String()
-		status, err := st.ReadStatus(hash)
+		status, err := readStatusOrPending(st, hash)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -179,12 +196,22 @@ func label(r sweep.PlannedRun) string {
 	return store.Short(r.Hash.String())
 }
 
+// readStatusOrPending is the run's status, pending for a run not in the store yet (a dry run
+// creates none).
+func readStatusOrPending(st *store.Store, hash string) (store.Status, error) {
+	status, err := st.ReadStatus(hash)
+	if errors.Is(err, store.ErrNoRun) {
+		return store.Status{State: store.Pending}, nil
+	}
+	return status, err
+}
+
 // printPlan lists every run with its state and varied values.
 func printPlan(w io.Writer, st *store.Store, plan *sweep.Plan) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "HASH\tSTATE\t%s\n", strings.ToUpper(strings.Join(plan.VariedKeys, "\t")))
 	for _, r := range plan.Runs {
-		status, err := st.ReadStatus(r.Hash.String())
+		status, err := readStatusOrPending(st, r.Hash.String())
 		if err != nil {
 			return err
 		}

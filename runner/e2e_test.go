@@ -908,4 +908,30 @@ func TestE2ESamplingOnly(t *testing.T) {
 	if ev := run(t, w.dir, "eval", "--run", store.Short(source), "--num-samples", "20", "--store", w.root); ev.code != 0 || !strings.Contains(ev.stdout, "FD:") {
 		t.Errorf("runner eval: %s", ev)
 	}
+
+	// A sampling-only sweep: a dry run changes nothing; the real one keeps its manifest (and
+	// report) under a name with the source's hash, so sweeps of two models don't collide.
+	sweepFile := filepath.Join(w.dir, "steps.toml")
+	sweepText := "name = \"steps\"\nbase = \"tiny.toml\"\nrequires = [\"sample.from_run\"]\n" +
+		"[set]\n\"sample.sampler\" = \"ddpm\"\n\"eval.num_samples\" = 0\n[grid]\n\"sample.steps\" = [2, 3]\n"
+	if err := os.WriteFile(sweepFile, []byte(sweepText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := w.sweepArgs(sweepFile, "--set", "sample.from_run="+store.Short(source))
+	if res := run(t, w.dir, append(args, "--dry-run")...); res.code != 0 || !strings.Contains(res.stdout, "pending") {
+		t.Fatalf("sweep --dry-run: %s", res)
+	}
+	if after, _ := w.st.Hashes(); len(after) != 2 {
+		t.Errorf("sweep --dry-run created runs: %d in the store, want 2", len(after))
+	}
+	if ms, _ := w.st.Manifests(); len(ms) != 0 {
+		t.Errorf("sweep --dry-run wrote %d manifests", len(ms))
+	}
+	if res := run(t, w.dir, args...); res.code != 0 {
+		t.Fatalf("sampling-only sweep: %s", res)
+	}
+	want := "steps-quick-" + store.Short(source)
+	if _, err := w.st.ReadManifest(want); err != nil {
+		t.Errorf("sampling-only sweep: manifest %s: %v", want, err)
+	}
 }
