@@ -171,6 +171,15 @@ func runExplain(ctx context.Context, e *env, args []string) error {
 		if cfg, err = loadConfig(pos[0], sets); err != nil {
 			return err
 		}
+		if cfg.SamplingOnly() { // the hash holds the source's full hash, as `runner run` makes it
+			st, err := store.Open(*root)
+			if err != nil {
+				return err
+			}
+			if cfg, err = resolveSource(st, cfg); err != nil {
+				return err
+			}
+		}
 	} else {
 		st, err := store.Open(*root)
 		if err != nil {

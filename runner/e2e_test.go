@@ -893,6 +893,11 @@ func TestE2ESamplingOnly(t *testing.T) {
 	if sampling == source {
 		sampling = all[1]
 	}
+	ex := run(t, w.dir, "explain", cfg, "--store", w.root, "--set", "sample.from_run="+store.Short(source)[:8],
+		"--set", "sample.sampler=ddpm", "--set", "sample.steps=10", "--set", "eval.num_samples=20")
+	if ex.code != 0 || !strings.HasPrefix(ex.stdout, "hash "+sampling) {
+		t.Errorf("explain with a short sample.from_run: %s; want the run's hash %s", ex, store.Short(sampling))
+	}
 	if _, err := os.Stat(w.st.Path(sampling, "metrics/loss.csv")); err == nil {
 		t.Errorf("the sampling-only run trained (it has a loss.csv)")
 	}
