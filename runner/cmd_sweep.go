@@ -147,7 +147,8 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 }
 
 // manifestName names a sweep's manifest and report: the sweep's name at full scale, and
-// name-SCALE at any other scale, so the quick and full results never mix.
+// name-SCALE at any other scale, so the quick and full results never mix; a sampling-only
+// sweep adds its source run's short hash (name-SCALE-SOURCE).
 func manifestName(plan *sweep.Plan) string {
 	name := plan.Sweep
 	if plan.Scale != "full" {
