@@ -184,6 +184,48 @@ func TestDDIMEtaOneHasDDPMPosteriorVariance(t *testing.T) {
 	}
 }
 
+// TestDDIMClippedStepStaysBetweenX0AndXt checks a DDIM (η = 0) step whose predicted x_0 is
+// clipped against its closed form: with the noise re-derived from the clipped x̂0,
+// x_prev = √ᾱ_prev·x̂0 + √(1 − ᾱ_prev)·(x_t − √ᾱ_t·x̂0)/√(1 − ᾱ_t), a point on the line from x̂0 to x_t.
+// Without clipping the step is eq. 12 with the model's ε̂ as it is.
+func TestDDIMClippedStepStaysBetweenX0AndXt(t *testing.T) {
+	lockThread(t)
+	sched, _ := NewSchedule(Linear, 1000, 1e-4, 0.02)
+	timesteps, _ := SpacedTimesteps(1000, 20)
+	x := []float32{0.9, -0.4, 0.05, 0.7}
+	eps := []float32{-1.5, 2.0, 0.1, -0.3} // at t = 749 all but the third push x̂0 outside [-1, 1]
+	for _, clip := range []bool{false, true} {
+		d := newDDIMSampler(sched, timesteps, 0, clip)
+		const i = 5
+		at, atPrev := alphaCumprodAt(sched, timesteps[i]), alphaCumprodAt(sched, timesteps[i+1])
+		var s scope
+		prev, predX0 := d.Step(&s, i, s.fromFloat32(eps, []int64{4}, gotch.CPU), s.fromFloat32(x, []int64{4}, gotch.CPU))
+		gotPrev, err := float32s(prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotX0, _ := float32s(predX0)
+		s.drop()
+		clipped := 0
+		for k := range x {
+			x0 := (float64(x[k]) - math.Sqrt(1-at)*float64(eps[k])) / math.Sqrt(at) // eq. 12's predicted x_0
+			e := float64(eps[k])
+			if clip && math.Abs(x0) > 1 {
+				clipped++
+				x0 = math.Max(-1, math.Min(1, x0))
+				e = (float64(x[k]) - math.Sqrt(at)*x0) / math.Sqrt(1-at)
+			}
+			want := math.Sqrt(atPrev)*x0 + math.Sqrt(1-atPrev)*e
+			if math.Abs(float64(gotX0[k])-x0) > 1e-5 || math.Abs(float64(gotPrev[k])-want) > 1e-5 {
+				t.Errorf("clip=%v, pixel %d: x̂0 %.6f, x_prev %.6f; want %.6f, %.6f", clip, k, gotX0[k], gotPrev[k], x0, want)
+			}
+		}
+		if clip && clipped != 3 {
+			t.Fatalf("the test meant to clip 3 pixels, clipped %d", clipped)
+		}
+	}
+}
+
 func tinyModel(t testing.TB, classes int) *Model {
 	t.Helper()
 	ManualSeed(3)
@@ -253,34 +295,9 @@ func equal(a, b []float32) bool {
 	return true
 }
 
-func TestGuidanceZeroIsConditional(t *testing.T) {
-	lockThread(t)
-	m := tinyModel(t, 10)
-	var s scope
-	defer s.drop()
-	ManualSeed(5)
-	x := s.randn([]int64{2, 1, 28, 28}, gotch.CPU)
-	tt := s.fromInt64([]int64{10, 90}, gotch.CPU)
-	y := s.fromInt64([]int64{3, 7}, gotch.CPU)
-	var guided, conditional *ts.Tensor
-	err := NoGrad(func() error {
-		guided = m.guidedNoise(&s, x, tt, y, 0)
-		conditional = s.do(m.Net.Forward(x, tt, y))
-		return s.err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := float32s(guided)
-	c, _ := float32s(conditional)
-	if !equal(g, c) {
-		t.Error("w = 0 differs from the conditional prediction")
-	}
-}
-
-// TestGuidanceFormula checks ε̂ = (1 + w)·ε(x, t, c) − w·ε(x, t, ∅) against the two predictions
-// made directly.
-func TestGuidanceFormula(t *testing.T) {
+// TestGuidance checks the guided prediction against the two predictions made directly:
+// ε̂ = (1 + w)·ε(x, t, c) − w·ε(x, t, ∅), which at w = 0 is exactly the conditional one.
+func TestGuidance(t *testing.T) {
 	lockThread(t)
 	m := tinyModel(t, 10)
 	var s scope
@@ -290,13 +307,9 @@ func TestGuidanceFormula(t *testing.T) {
 	tt := s.fromInt64([]int64{10, 900}, gotch.CPU)
 	y := s.fromInt64([]int64{3, 7}, gotch.CPU)
 	null := s.fromInt64([]int64{10, 10}, gotch.CPU)
-	const w = 2.5
-	var guided, conditional, unconditional []float32
+	var conditional, unconditional []float32
 	err := NoGrad(func() error {
 		var err error
-		if guided, err = float32s(m.guidedNoise(&s, x, tt, y, w)); err != nil {
-			return err
-		}
 		if conditional, err = float32s(s.do(m.Net.Forward(x, tt, y))); err != nil {
 			return err
 		}
@@ -306,10 +319,24 @@ func TestGuidanceFormula(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range guided {
-		want := (1+w)*float64(conditional[i]) - w*float64(unconditional[i])
-		if math.Abs(float64(guided[i])-want) > 1e-5*(1+math.Abs(want)) {
-			t.Fatalf("ε̂[%d] = %g, want (1+w)·%g − w·%g = %g", i, guided[i], conditional[i], unconditional[i], want)
+	for _, w := range []float64{0, 2.5} {
+		var guided []float32
+		err := NoGrad(func() error {
+			var err error
+			guided, err = float32s(m.guidedNoise(&s, x, tt, y, w))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w == 0 && !equal(guided, conditional) {
+			t.Error("w = 0 differs from the conditional prediction")
+		}
+		for i := range guided {
+			want := (1+w)*float64(conditional[i]) - w*float64(unconditional[i])
+			if math.Abs(float64(guided[i])-want) > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("w = %g: ε̂[%d] = %g, want (1+w)·%g − w·%g = %g", w, i, guided[i], conditional[i], unconditional[i], want)
+			}
 		}
 	}
 }

@@ -48,7 +48,11 @@ func newDDIMSampler(s *Schedule, timesteps []int, eta float64, clipX0 bool) *ddi
 func (d *ddimSampler) Timesteps() []int { return d.timesteps }
 
 func (d *ddimSampler) Name() string {
-	return fmt.Sprintf("ddim (η=%g, %d steps, trailing spacing%s)", d.eta, len(d.timesteps), clipNote(d.clipX0))
+	note := clipNote(d.clipX0)
+	if d.clipX0 {
+		note += ", ε from x̂0" // step 1b below; runs before it say only "x̂0 clipped"
+	}
+	return fmt.Sprintf("ddim (η=%g, %d steps, trailing spacing%s)", d.eta, len(d.timesteps), note)
 }
 
 // Variance is σ_i², the variance of the noise added at visited step i.
@@ -60,6 +64,13 @@ func (d *ddimSampler) Step(s *scope, i int, eps, x *ts.Tensor) (prev, predX0 *ts
 	}
 	// 1. predicted x_0 (eq. 12, first term's "predicted x_0"), clipped to [-1, 1] if asked
 	predX0 = s.clamp(s.scale(s.sub(x, s.scale(eps, d.sqrtOneMinus[i])), 1/d.sqrtAlphaCum[i]), d.clipX0)
+	if d.clipX0 {
+		// 1b. the noise that the clipped x_0 implies, ε = (x_t − √ᾱ_t·predX0) / √(1 − ᾱ_t) (as GLIDE
+		// does; diffusers' use_clipped_model_output), so x_prev stays between predX0 and x_t.
+		// Mixing the clipped predX0 with the unclipped ε̂ biases every step the same way, and the
+		// bias grows with the number of steps.
+		eps = s.scale(s.sub(x, s.scale(predX0, d.sqrtAlphaCum[i])), 1/d.sqrtOneMinus[i])
+	}
 	// 2. direction pointing to x_t (eq. 12, second term)
 	direction := s.scale(eps, d.directionCoefficient[i])
 	// 3. x_prev without noise
