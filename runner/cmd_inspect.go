@@ -79,10 +79,8 @@ func listRow(st *store.Store, info store.RunInfo) string {
 	var varied []string
 	if from := cfg.Sample.FromRun; from != "" {
 		dataset, epochs, batch, lr, loss, took = "?", "-", "-", "-", "-", "-"
-		if src, err := st.Info(from); err == nil {
-			if srcCfg, err := config.Parse("config.toml", src.Config); err == nil {
-				dataset, timesteps, schedule = srcCfg.Data.Dataset, srcCfg.Diffusion.Timesteps, srcCfg.Diffusion.Schedule
-			}
+		if srcCfg, err := readRunConfig(st, from); err == nil {
+			dataset, timesteps, schedule = srcCfg.Data.Dataset, srcCfg.Diffusion.Timesteps, srcCfg.Diffusion.Schedule
 		}
 		if info.Status.WallSeconds > 0 {
 			took = duration(info.Status.WallSeconds)
