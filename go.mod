@@ -7,6 +7,7 @@ tool github.com/go-task/task/v3/cmd/task
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/go-gota/gota v0.12.0
+	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	github.com/rs/zerolog v1.35.1
 	github.com/sugarme/gotch v0.9.1
 	golang.org/x/image v0.30.0

@@ -62,6 +62,7 @@ func commands() []command {
 		{name: "explain", summary: "show exactly what went into a run's hash", usage: "HASH|CONFIG", run: runExplain},
 		{name: "eval", summary: "measure a finished run's samples: FD, recognizable %, class coverage", usage: "--run HASH [--num-samples N]", run: runEval},
 		{name: "sample", summary: "draw samples from a trained run's checkpoint", usage: "--run HASH [--num-images N] [--seed N] [--show-intermediate]", run: runSample},
+		{name: "export", summary: "write a run's weights as safetensors for PyTorch (runner/scripts/ddpm_torch.py)", usage: "HASH [--weights ema|raw] [--out DIR]", run: runExport},
 		{name: "visualize", summary: "draw the forward-diffusion grid of a dataset", usage: "[--dataset NAME] [--out FILE]", run: runVisualize},
 		{name: "status", summary: "show a sweep's runs: store state merged with Slurm's", usage: "SWEEP", run: runStatus},
 		{name: "data", summary: "locate or download datasets", usage: "locate|download NAME", run: runData},

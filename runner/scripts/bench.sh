@@ -4,6 +4,7 @@
 # libtorch binaries, with the same thread count; prints a Markdown table with the ratios.
 #
 #   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R]
+#   bash runner/scripts/bench.sh --prepare-only   only make the venv (ddpm_torch.py's tests use it)
 #   go tool task bench -- --rounds 2
 #
 # --threads    libtorch threads on both sides (default $DDPMLAB_THREADS, else nproc)
@@ -30,6 +31,7 @@ torch_version=2.1.2
 threads=${DDPMLAB_THREADS:-$(nproc)}
 benchtime=20
 rounds=1
+prepare_only=false
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -38,6 +40,7 @@ while [[ $# -gt 0 ]]; do
 	--threads) threads=$2; shift 2 ;;
 	--benchtime) benchtime=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
+	--prepare-only) prepare_only=true; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
@@ -94,6 +97,7 @@ prepare_venv() {
 	log "venv ready"
 }
 [[ "$(cat "$venv/.ddpmlab-complete" 2>/dev/null)" == "$torch_version" ]] || prepare_venv
+if $prepare_only; then log "venv ready in $venv"; exit 0; fi
 
 # --- the runs -----------------------------------------------------------------------------------
 # Raw outputs stay in $cache/bench-results/<time>/ (go<r>.txt, py<r>.json, the load averages).

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """bench_torch.py: the PyTorch 2.1.2 eager twin of ddpm/bench_test.go.
 
-The same SimpleUNet as ddpm/unet.go (base 64, time embedding 256: 1,577,921 parameters), the
-same training step (Ho et al. 2020, Algorithm 1, with Adam at 2e-4 on a batch of 128) and the
-same sampling costs (one ancestral DDPM step on 64 images, and a whole DDIM-50 run), timed the
-way `go test -bench` with b.Loop times them: one untimed warm-up, then iterations until at least
---benchtime seconds have passed. Prints one JSON object.
+The same SimpleUNet as ddpm/unet.go (ddpm_torch.py's, beside this file; base 64, time embedding
+256: 1,577,921 parameters), the same training step (Ho et al. 2020, Algorithm 1, with Adam at
+2e-4 on a batch of 128) and the same sampling costs (one ancestral DDPM step on 64 images, and a
+whole DDIM-50 run), timed the way `go test -bench` with b.Loop times them: one untimed warm-up,
+then iterations until at least --benchtime seconds have passed. Prints one JSON object.
 
     python bench_torch.py --threads 2 --benchtime 20
 
@@ -24,76 +24,14 @@ import warnings
 # The venv has no NumPy, which only the tensor <-> ndarray bridge needs.
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from ddpm_torch import SimpleUNet  # noqa: E402  (the model, beside this file)
 
 T = 1000
 BATCH = 128
 SAMPLE_BATCH = 64
 GUIDE_PARAMS = 1_577_921
-
-
-class Block(nn.Module):
-    """DownBlock (and bottleneck): SiLU(GN(conv1 x)) + Linear(SiLU(emb)), then SiLU(GN(conv2 h))."""
-
-    def __init__(self, cin, cout, emb_dim):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.norm1 = nn.GroupNorm(8, cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.norm2 = nn.GroupNorm(8, cout)
-        self.time_mlp = nn.Linear(emb_dim, cout)
-
-    def forward(self, x, emb):
-        h = F.silu(self.norm1(self.conv1(x)))
-        h = h + self.time_mlp(F.silu(emb))[:, :, None, None]
-        return F.silu(self.norm2(self.conv2(h)))
-
-
-class UpBlock(nn.Module):
-    """UpBlock: ConvTranspose2d(2, stride 2), concatenate the skip on channels, then a Block."""
-
-    def __init__(self, cx, cskip, cout, emb_dim):
-        super().__init__()
-        self.upsample = nn.ConvTranspose2d(cx, cx, 2, stride=2)
-        self.block = Block(cx + cskip, cout, emb_dim)
-
-    def forward(self, x, skip, emb):
-        return self.block(torch.cat([self.upsample(x), skip], 1), emb)
-
-
-class SimpleUNet(nn.Module):
-    """ddpm/unet.go's UNet: 28 -> 14 -> 7 -> 14 -> 28 with skips, time embedding in every block."""
-
-    def __init__(self, c=64, d=256, image_channels=1):
-        super().__init__()
-        self.d = d
-        self.time_mlp1 = nn.Linear(d, d)
-        self.time_mlp2 = nn.Linear(d, d)
-        self.init_conv = nn.Conv2d(image_channels, c, 3, padding=1)
-        self.down1 = Block(c, c, d)
-        self.down2 = Block(c, 2 * c, d)
-        self.bottleneck = Block(2 * c, 2 * c, d)
-        self.up1 = UpBlock(2 * c, 2 * c, 2 * c, d)
-        self.up2 = UpBlock(2 * c, c, c, d)
-        self.final_conv = nn.Conv2d(c, image_channels, 1)
-
-    def embedding(self, t):
-        # emb[:, i] = sin(t·ω_i), emb[:, half+i] = cos(t·ω_i), ω_i = 10000^(−i/(half−1))
-        half = self.d // 2
-        omega = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
-        angles = t.float()[:, None] * omega[None, :]
-        return torch.cat([angles.sin(), angles.cos()], 1)
-
-    def forward(self, x, t):
-        emb = self.time_mlp2(F.silu(self.time_mlp1(self.embedding(t))))
-        h = self.init_conv(x)
-        skip1 = self.down1(h, emb)
-        skip2 = self.down2(F.max_pool2d(skip1, 2), emb)
-        h = self.bottleneck(F.max_pool2d(skip2, 2), emb)
-        h = self.up1(h, skip2, emb)
-        h = self.up2(h, skip1, emb)
-        return self.final_conv(h)
 
 
 class Schedule:
