@@ -60,7 +60,8 @@ type runView struct {
 	Varied []kv
 	varied map[string]string
 	Page   string // runs/<short>.html
-	Color  string // the run's colour in the charts, as #rrggbb
+	Anchor string // id of its final grid on the sweep page
+	Color  string // its setting's colour in the charts, as #rrggbb (set by groupSettings)
 
 	Final      string
 	Thumbs     []thumb // every samples/epoch_NNN.png
@@ -109,10 +110,22 @@ func Build(opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+	b := builder{src: src, opts: opts, m: m, runs: runs}
+	index, err := stageAndSwap(opts.Out, opts.Sweep, &b, b.build)
+	if err != nil {
+		return "", fmt.Errorf("reports: sweep %q: %w", opts.Sweep, err)
+	}
+	return index, nil
+}
+
+// stageAndSwap runs build with b.dir set to a fresh folder beside <out>/<name>, swaps that
+// folder in for <out>/<name> when build succeeds, rewrites <out>/index.html and returns the
+// path of <out>/<name>/index.html. A failed build leaves the previous folder as it was.
+func stageAndSwap(out, name string, b *builder, build func() error) (string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
-	stage, err := os.MkdirTemp(opts.Out, "."+opts.Sweep+".tmp-")
+	stage, err := os.MkdirTemp(out, "."+name+".tmp-")
 	if err != nil {
 		return "", err
 	}
@@ -120,18 +133,18 @@ func Build(opts Options) (string, error) {
 	if err := os.Chmod(stage, 0o755); err != nil {
 		return "", err
 	}
-	b := builder{src: src, dir: stage, opts: opts, m: m, runs: runs}
-	if err := b.build(); err != nil {
-		return "", fmt.Errorf("reports: sweep %q: %w", opts.Sweep, err)
+	b.dir = stage
+	if err := build(); err != nil {
+		return "", err
 	}
-	final := filepath.Join(opts.Out, opts.Sweep)
+	final := filepath.Join(out, name)
 	if err := os.RemoveAll(final); err != nil {
 		return "", err
 	}
 	if err := os.Rename(stage, final); err != nil {
 		return "", err
 	}
-	if err := BuildIndex(opts.Out); err != nil {
+	if err := BuildIndex(out); err != nil {
 		return "", err
 	}
 	return filepath.Join(final, "index.html"), nil
@@ -163,6 +176,7 @@ func loadRuns(src source, m store.Manifest) ([]*runView, error) {
 			r.Label = r.Short
 		}
 		r.Page = "runs/" + r.Short + ".html"
+		r.Anchor = "grid-" + r.Short
 		runs = append(runs, r)
 	}
 	slices.SortStableFunc(runs, func(a, b *runView) int {
@@ -173,10 +187,6 @@ func loadRuns(src source, m store.Manifest) ([]*runView, error) {
 		}
 		return strings.Compare(a.Hash, b.Hash)
 	})
-	for i, r := range runs {
-		cr, cg, cb, _ := runColor(i).RGBA()
-		r.Color = fmt.Sprintf("#%02x%02x%02x", cr>>8, cg>>8, cb>>8)
-	}
 	return runs, nil
 }
 
@@ -209,38 +219,11 @@ func (b *builder) build() error {
 			return fmt.Errorf("run %s: %w", r.Short, err)
 		}
 	}
-	curves := make([]curve, len(b.runs))
-	for i, r := range b.runs {
-		curves[i] = curve{label: r.Label, color: runColor(i), loss: r.Loss, epochs: r.Epochs}
-	}
-	title := "loss per step: " + b.m.Name
-	lossPNG, err := b.chart("img/loss.png", func() ([]byte, error) { return lossChart(title, curves, false) })
+	settings := groupSettings(b.m.Name, b.m.VariedKeys, b.runs)
+	v := judgeAll(settings)
+	charts, err := b.charts(b.m.Name, settings, false)
 	if err != nil {
 		return err
-	}
-	lossLogPNG, err := b.chart("img/loss_log.png", func() ([]byte, error) { return lossChart(title, curves, true) })
-	if err != nil {
-		return err
-	}
-	epochPNG, err := b.chart("img/epochs.png", func() ([]byte, error) {
-		return epochChart("mean loss per epoch: "+b.m.Name, curves)
-	})
-	if err != nil {
-		return err
-	}
-
-	var tradeoffPNG, fdPNG string
-	if key, xs, ok := numericAxis(b.m.VariedKeys, b.runs); ok {
-		if tradeoffPNG, err = b.chart("img/quality.png", func() ([]byte, error) {
-			return tradeoffChart("sample quality against "+key, key, xs, b.runs)
-		}); err != nil {
-			return err
-		}
-		if fdPNG, err = b.chart("img/fd.png", func() ([]byte, error) {
-			return fdChart("FD against "+key, key, xs, b.runs)
-		}); err != nil {
-			return err
-		}
 	}
 
 	res := buildResults(b.m.VariedKeys, b.runs)
@@ -258,23 +241,19 @@ func (b *builder) build() error {
 		return err
 	}
 
-	meta := b.meta(res)
+	meta := b.meta(v.Headline)
 	page := sweepPage{
 		Title:       "Sweep " + b.m.Name,
 		Meta:        meta,
 		File:        b.m.File,
 		Scale:       b.m.Scale,
 		Varies:      strings.Join(b.m.VariedKeys, ", "),
-		Code:        b.distinct(func(r *runView) string { return r.Fingerprint.first(fpCodeKeys) }),
-		Libtorch:    b.distinct(func(r *runView) string { return r.Fingerprint.first(fpLibtorchKeys) }),
-		Machine:     b.distinct(machine),
-		Table:       res.view(b.runs),
-		LossPNG:     lossPNG,
-		LossLogPNG:  lossLogPNG,
-		EpochPNG:    epochPNG,
-		QualityPNG:  tradeoffPNG,
-		FDPNG:       fdPNG,
-		Runs:        b.runs,
+		Code:        distinct(b.runs, func(r *runView) string { return r.Fingerprint.first(fpCodeKeys) }),
+		Libtorch:    distinct(b.runs, func(r *runView) string { return r.Fingerprint.first(fpLibtorchKeys) }),
+		Machine:     distinct(b.runs, machine),
+		Results:     newResultsView(settings, v, tableOptions{}),
+		Guide:       guideFor(b.m, settings),
+		chartSet:    charts,
 		footer:      b.footer(""),
 		ReportFiles: []string{"results.csv", "results.json"},
 	}
@@ -286,11 +265,87 @@ func (b *builder) build() error {
 			return err
 		}
 	}
+	return b.writeMeta(meta)
+}
+
+func (b *builder) writeMeta(meta sweepMeta) error {
 	mj, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return err
 	}
 	return b.write(metaFile, append(mj, '\n'))
+}
+
+// resultsView is what the results section of a sweep or compare page shows: the verdict,
+// the notes above the table, the table, and the settings whose grids follow it.
+type resultsView struct {
+	Verdict  verdict
+	Notes    []string
+	Table    tableView
+	Settings []*setting
+}
+
+func newResultsView(settings []*setting, v verdict, opts tableOptions) resultsView {
+	return resultsView{Verdict: v, Notes: tableNotes(settings), Table: buildTable(settings, v, opts), Settings: settings}
+}
+
+// chartSet names the charts of a page; "" where there was nothing to draw.
+type chartSet struct {
+	LossPNG, LossLogPNG, EpochPNG string
+	SharePNG                      string // shares with their intervals, one column per setting
+	QualityPNG, FDPNG             string // against a numeric varied key
+	Axis                          string // that key
+}
+
+// charts draws the charts of a page of settings into img/. On a compare page (settings of
+// two sweeps) there are no charts against a varied key: the two sweeps may vary different keys.
+func (b *builder) charts(name string, settings []*setting, compare bool) (chartSet, error) {
+	var cs chartSet
+	curves := make([]curve, len(settings))
+	for i, s := range settings {
+		c := curve{label: s.Label, color: s.color}
+		for _, r := range s.Runs {
+			c.loss = append(c.loss, r.Loss)
+			c.epochs = append(c.epochs, r.Epochs)
+		}
+		curves[i] = c
+	}
+	title := "loss per step: " + name
+	var err error
+	if cs.LossPNG, err = b.chart("img/loss.png", func() ([]byte, error) { return lossChart(title, curves, false) }); err != nil {
+		return cs, err
+	}
+	if cs.LossLogPNG, err = b.chart("img/loss_log.png", func() ([]byte, error) { return lossChart(title, curves, true) }); err != nil {
+		return cs, err
+	}
+	if cs.EpochPNG, err = b.chart("img/epochs.png", func() ([]byte, error) {
+		return epochChart("mean loss per epoch: "+name, curves)
+	}); err != nil {
+		return cs, err
+	}
+	bars := "95% Wilson intervals"
+	if slices.ContainsFunc(settings, func(s *setting) bool { return s.Seeded }) {
+		bars = "mean ± sd across seeds"
+	}
+	if cs.SharePNG, err = b.chart("img/shares.png", func() ([]byte, error) {
+		return shareChart("shares of the evaluation samples, "+bars+": "+name, settings, tickLabel())
+	}); err != nil {
+		return cs, err
+	}
+	if key, xs, ok := numericAxis(settings); ok && !compare {
+		cs.Axis = key
+		if cs.QualityPNG, err = b.chart("img/quality.png", func() ([]byte, error) {
+			return tradeoffChart("sample quality against "+key, key, xs, settings)
+		}); err != nil {
+			return cs, err
+		}
+		if cs.FDPNG, err = b.chart("img/fd.png", func() ([]byte, error) {
+			return fdChart("FD against "+key, key, xs, settings)
+		}); err != nil {
+			return cs, err
+		}
+	}
+	return cs, nil
 }
 
 // runImages copies the run's images into img/<short>/ and draws its own loss charts.
@@ -329,7 +384,7 @@ func (b *builder) runImages(r *runView) error {
 	}
 	r.FewThumbs = spread(r.Thumbs, maxThumbs)
 
-	one := []curve{{label: r.Label, color: color.Black, loss: r.Loss, epochs: r.Epochs}}
+	one := []curve{{label: r.Label, color: color.Black, loss: [][]store.LossRow{r.Loss}, epochs: [][]store.EpochRow{r.Epochs}}}
 	title := "loss per step: " + r.Short
 	if r.LossPNG, err = b.chart(dir+"loss.png", func() ([]byte, error) { return lossChart(title, one, false) }); err != nil {
 		return err
@@ -409,9 +464,9 @@ func (b *builder) render(rel, tmpl string, data any) error {
 
 // distinct summarises one fingerprint field over the runs: the value when all runs agree,
 // else each value with its count, e.g. "abc123 (2 runs), def456 (1 run)".
-func (b *builder) distinct(get func(*runView) string) string {
+func distinct(runs []*runView, get func(*runView) string) string {
 	counts := map[string]int{}
-	for _, r := range b.runs {
+	for _, r := range runs {
 		counts[cmp.Or(get(r), "unknown")]++
 	}
 	if len(counts) == 1 {
@@ -482,9 +537,9 @@ const stateMissing store.State = "missing"
 // stateOrder is the order in which counts list run states; others follow by name.
 var stateOrder = []string{"done", "failed", "interrupted", "running", "pending", string(stateMissing)}
 
-func (b *builder) meta(res results) sweepMeta {
+func (b *builder) meta(headline string) sweepMeta {
 	m := sweepMeta{Name: b.m.Name, Description: b.opts.Description, Runs: len(b.runs),
-		States: map[string]int{}, Verdict: res.verdict, Generated: stamp(b.opts.Now)}
+		States: map[string]int{}, Verdict: headline, Generated: stamp(b.opts.Now)}
 	var first, last time.Time
 	for _, r := range b.runs {
 		m.States[string(r.Status.State)]++
@@ -551,15 +606,14 @@ func (b *builder) footer(up string) footer {
 
 type sweepPage struct {
 	footer
-	Title                         string
-	Meta                          sweepMeta
-	File, Scale, Varies           string
-	Code, Libtorch, Machine       string
-	Table                         tableView
-	LossPNG, LossLogPNG, EpochPNG string
-	QualityPNG, FDPNG             string // quality against a numeric varied key; "" when none
-	Runs                          []*runView
-	ReportFiles                   []string
+	chartSet
+	Results                 resultsView
+	Title                   string
+	Meta                    sweepMeta
+	File, Scale, Varies     string
+	Code, Libtorch, Machine string
+	Guide                   *guideView // the guide's expected results; nil unless a training-duration sweep
+	ReportFiles             []string
 }
 
 type runPage struct {
@@ -612,10 +666,20 @@ func (b *builder) runPage(r *runView) runPage {
 		add(&p.Summary, "sampler", sm.Sampler)
 		add(&p.Summary, "sample steps", strconv.Itoa(sm.SampleSteps))
 		add(&p.Summary, "sampling time per 64 images", fmtDuration(sm.SampleSecondsPer64))
+		if r.EvalN > 0 && sm.Metrics.Recognizable != nil {
+			add(&p.Summary, "evaluation samples", fmtCount(r.EvalN))
+		}
 		for _, q := range qualityMetrics {
-			if v := q.value(r); !math.IsNaN(v) {
-				add(&p.Summary, q.label, q.format(v))
+			v := q.value(r)
+			if math.IsNaN(v) {
+				continue
 			}
+			text := q.format(v)
+			if m, ok := shareMeasure(q.key); ok && m.samples(r) > 0 {
+				lo, hi := wilson(v, m.samples(r), z95)
+				text += fmt.Sprintf(" (95%% Wilson interval %s to %s, n = %s)", fmtPercent1(lo), fmtPercent1(hi), fmtCount(m.samples(r)))
+			}
+			add(&p.Summary, q.label, text)
 		}
 	}
 	for _, k := range sortedKeys(r.Fingerprint) {

@@ -33,3 +33,26 @@ func ExampleBuild() {
 	// lr_demo/index.html
 	// 3 run pages
 }
+
+func ExampleCompare() {
+	out, err := os.MkdirTemp("", "reports-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(out)
+	index, err := reports.Compare(reports.CompareOptions{
+		Store:   "testdata/store",
+		A:       "learning_rate-quick",
+		B:       "learning_rate-next",
+		Out:     out,
+		Now:     time.Date(2026, 3, 2, 8, 30, 0, 0, time.UTC),
+		Version: "example",
+	})
+	if err != nil {
+		panic(err)
+	}
+	rel, _ := filepath.Rel(out, index)
+	fmt.Println(filepath.ToSlash(rel))
+	// Output:
+	// learning_rate-quick_vs_learning_rate-next/index.html
+}

@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,10 +31,37 @@ func buildFixture(t *testing.T, store, description string) (out, index string) {
 	return out, index
 }
 
+// builtFixtures names the pages buildAllFixtures wrote, relative to its output root.
+type builtFixtures struct {
+	compare string // the compare page of the two learning-rate sweeps
+}
+
+// buildAllFixtures builds the report of every fixture sweep into out, then the page that
+// compares learning_rate-next against learning_rate-quick.
+func buildAllFixtures(t *testing.T, out string) builtFixtures {
+	t.Helper()
+	for _, sw := range fixtureSweeps {
+		if _, err := Build(Options{Store: fixtureStore, Sweep: sw.name, Out: out, Now: fixedNow, Version: "test"}); err != nil {
+			t.Fatalf("Build %s: %v", sw.name, err)
+		}
+	}
+	index, err := Compare(CompareOptions{Store: fixtureStore, A: "learning_rate-quick", B: "learning_rate-next",
+		Out: out, Now: fixedNow, Version: "test"})
+	if err != nil {
+		t.Fatalf("Compare: %v", err)
+	}
+	rel, err := filepath.Rel(out, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return builtFixtures{compare: filepath.ToSlash(rel)}
+}
+
 func TestBuildGolden(t *testing.T) {
-	out, index := buildFixture(t, fixtureStore, "")
-	if want := filepath.Join(out, "lr_demo", "index.html"); index != want {
-		t.Errorf("Build returned %q, want %q", index, want)
+	out := filepath.Join(t.TempDir(), "html")
+	built := buildAllFixtures(t, out)
+	if want := "learning_rate-quick_vs_learning_rate-next/index.html"; built.compare != want {
+		t.Errorf("Compare wrote %q, want %q", built.compare, want)
 	}
 	for _, tc := range []struct{ file, golden string }{
 		{"index.html", "index.html.golden"},
@@ -44,6 +72,11 @@ func TestBuildGolden(t *testing.T) {
 		{"lr_demo/results.csv", "results.csv.golden"},
 		{"lr_demo/results.json", "results.json.golden"},
 		{"lr_demo/report.json", "report.json.golden"},
+		{"learning_rate-quick/index.html", "sweep_lr_quick.html.golden"},
+		{"seeds_demo/index.html", "sweep_seeds.html.golden"},
+		{"seeds_demo/results.csv", "results_seeds.csv.golden"},
+		{"training_duration-quick/index.html", "sweep_duration.html.golden"},
+		{built.compare, "compare.html.golden"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			got, err := os.ReadFile(filepath.Join(out, tc.file))
@@ -95,9 +128,21 @@ var srcRE = regexp.MustCompile(`(?:src|href)="([^"#]+)"`)
 // TestLinksResolve checks that every src and href in every page points at a file that exists
 // in the output, so the folder works from file:// without a browser.
 func TestLinksResolve(t *testing.T) {
-	out, _ := buildFixture(t, fixtureStore, "")
-	pages, _ := filepath.Glob(filepath.Join(out, "lr_demo", "runs", "*.html"))
-	pages = append(pages, filepath.Join(out, "index.html"), filepath.Join(out, "lr_demo", "index.html"))
+	out := filepath.Join(t.TempDir(), "html")
+	buildAllFixtures(t, out)
+	var pages []string
+	err := filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".html") {
+			pages = append(pages, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) < 25 {
+		t.Fatalf("only %d pages built", len(pages))
+	}
 	images := 0
 	for _, p := range pages {
 		b, err := os.ReadFile(p)
@@ -124,10 +169,10 @@ func TestLinksResolve(t *testing.T) {
 			}
 		}
 	}
-	if images < 20 {
+	if images < 100 {
 		t.Errorf("only %d image links in the pages; expected charts, grids and thumbnails", images)
 	}
-	for _, chart := range []string{"loss.png", "loss_log.png", "epochs.png"} {
+	for _, chart := range []string{"loss.png", "loss_log.png", "epochs.png", "shares.png", "quality.png", "fd.png"} {
 		if _, err := os.Stat(filepath.Join(out, "lr_demo", "img", chart)); err != nil {
 			t.Errorf("chart missing: %v", err)
 		}

@@ -61,7 +61,66 @@ type runData struct {
 	Loss        []store.LossRow
 	Epochs      []store.EpochRow
 	StderrTail  string // last lines of stderr.log, else status.log_tail
+	// EvalN is how many samples the quality metrics measured: "n" of metrics/quality.json,
+	// else the config's eval.num_samples; 0 when unknown (then no interval is shown).
+	EvalN int
+	// ClassN is how many samples class accuracy measured: the requested classes counted in
+	// metrics/quality.json, else EvalN.
+	ClassN int
+	// Dataset is the config's data.dataset, "" when the config does not say.
+	Dataset string
 }
+
+// qualityFile is the part of metrics/quality.json (runner/job.Quality) that the report reads.
+type qualityFile struct {
+	Metrics struct {
+		N int `json:"n"`
+	} `json:"metrics"`
+	Class *struct {
+		Requested []int `json:"requested"`
+	} `json:"class"`
+}
+
+// runConfig is the part of config.toml that the report reads.
+type runConfig struct {
+	Data struct {
+		Dataset string `toml:"dataset"`
+	} `toml:"data"`
+	Eval struct {
+		NumSamples int `toml:"num_samples"`
+	} `toml:"eval"`
+}
+
+// readSampleCounts fills r.EvalN, r.ClassN and r.Dataset from metrics/quality.json and
+// config.toml. Either file may be missing; a config that does not decode counts as silent.
+func (d storeSource) readSampleCounts(r *runData) error {
+	var cfg runConfig
+	if _, err := toml.Decode(r.Config, &cfg); err == nil {
+		r.EvalN, r.Dataset = cfg.Eval.NumSamples, cfg.Data.Dataset
+	}
+	var q qualityFile
+	switch err := store.ReadJSON(d.runFile(r.Hash, qualityFileName), &q); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case q.Metrics.N > 0:
+		r.EvalN = q.Metrics.N
+	}
+	r.ClassN = r.EvalN
+	if q.Class != nil {
+		n := 0
+		for _, k := range q.Class.Requested {
+			n += k
+		}
+		if n > 0 {
+			r.ClassN = n
+		}
+	}
+	return nil
+}
+
+// qualityFileName is where runner/job writes a run's quality details.
+const qualityFileName = "metrics/quality.json"
 
 // storeSource reads through runner/store.
 type storeSource struct{ s *store.Store }
@@ -105,6 +164,9 @@ func (d storeSource) run(hash string) (runData, error) {
 	if b, err := os.ReadFile(d.runFile(hash, store.ConfigFile)); err == nil {
 		r.Config = string(b)
 	} else if optional(err) != nil {
+		return r, err
+	}
+	if err := d.readSampleCounts(&r); err != nil {
 		return r, err
 	}
 	r.StderrTail = r.Status.LogTail

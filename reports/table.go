@@ -17,24 +17,20 @@ import (
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
-// better says which way a numeric column improves.
+// better says which way a measure improves.
 type better int
 
 const (
-	noBest better = iota
-	lowerBetter
+	lowerBetter better = iota + 1
 	higherBetter
 )
 
-// column describes one results column after the varied keys. Numeric columns have num set;
-// text columns have text set.
+// column describes one column of results.csv and results.json after the varied keys.
+// Numeric columns have num set; text columns have text set.
 type column struct {
-	key    string // name in results.csv / results.json
-	label  string // table header
-	better better
-	format func(float64) string
-	num    func(r *runView) float64
-	text   func(r *runView) string
+	key  string // the column's name
+	num  func(r *runView) float64
+	text func(r *runView) string
 }
 
 // summaryValue reads a number from the run's summary, NaN when the run has none.
@@ -47,60 +43,69 @@ func summaryValue(get func(*store.Summary) float64) func(*runView) float64 {
 	}
 }
 
-// qualityMetric is one of summary.json's metrics.
+// qualityMetric is one of summary.json's metrics, as results.csv and the run page show it.
 type qualityMetric struct {
 	key, label string
-	better     better
 	format     func(float64) string
 	get        func(store.Metrics) *float64
 }
 
 // qualityMetrics are the summary's sample-quality metrics, in table order.
 var qualityMetrics = []qualityMetric{
-	{"fd", "FD", lowerBetter, fmtFixed(2), func(m store.Metrics) *float64 { return m.FD }},
-	{"fd_real", "FD real-vs-real", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.FDReal }},
-	{"fd_real_n", "FD real, same n", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.FDRealN }},
-	{"recognizable", "recognizable %", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.Recognizable }},
-	{"class_entropy", "class entropy", higherBetter, fmtFixed(3), func(m store.Metrics) *float64 { return m.ClassEntropy }},
-	{"min_class_share", "min class share", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.MinClassShare }},
-	{"class_accuracy", "class accuracy", higherBetter, fmtPercent, func(m store.Metrics) *float64 { return m.ClassAccuracy }},
-	{"diversity", "within-class diversity", higherBetter, fmtFixed(2), func(m store.Metrics) *float64 { return m.Diversity }},
-	{"diversity_real", "diversity of real data", noBest, fmtFixed(2), func(m store.Metrics) *float64 { return m.DiversityReal }},
+	{"fd", "FD", fmtFixed(2), func(m store.Metrics) *float64 { return m.FD }},
+	{"fd_real", "FD real-vs-real", fmtFixed(2), func(m store.Metrics) *float64 { return m.FDReal }},
+	{"fd_real_n", "FD real, same n", fmtFixed(2), func(m store.Metrics) *float64 { return m.FDRealN }},
+	{"recognizable", "recognizable %", fmtPercent, func(m store.Metrics) *float64 { return m.Recognizable }},
+	{"class_entropy", "class entropy", fmtFixed(3), func(m store.Metrics) *float64 { return m.ClassEntropy }},
+	{"min_class_share", "min class share", fmtPercent, func(m store.Metrics) *float64 { return m.MinClassShare }},
+	{"class_accuracy", "class accuracy", fmtPercent, func(m store.Metrics) *float64 { return m.ClassAccuracy }},
+	{"diversity", "within-class diversity", fmtFixed(2), func(m store.Metrics) *float64 { return m.Diversity }},
+	{"diversity_real", "diversity of real data", fmtFixed(2), func(m store.Metrics) *float64 { return m.DiversityReal }},
 }
 
 // value is the metric of a run, NaN when not measured.
-func (q qualityMetric) value(r *runView) float64 {
-	if r.Summary == nil {
-		return math.NaN()
-	}
-	if p := q.get(r.Summary.Metrics); p != nil {
-		return *p
-	}
-	return math.NaN()
-}
+func (q qualityMetric) value(r *runView) float64 { return metricValue(q.get)(r) }
 
 // columns returns the columns after the varied keys: the fixed ones, then every quality
 // metric that at least one run reports.
 func columns(runs []*runView) []column {
 	cols := []column{
-		{key: "state", label: "state", text: func(r *runView) string { return string(r.Status.State) }},
-		{key: "reason", label: "reason", text: func(r *runView) string { return r.Status.Reason }},
-		{key: "final_loss", label: "final loss", better: lowerBetter, format: fmtSig(4),
-			num: summaryValue(func(s *store.Summary) float64 { return s.FinalLoss })},
-		{key: "best_loss", label: "best loss", better: lowerBetter, format: fmtSig(4),
-			num: summaryValue(func(s *store.Summary) float64 { return s.BestLoss })},
-		{key: "train_seconds", label: "training time", better: lowerBetter, format: fmtDuration,
-			num: summaryValue(func(s *store.Summary) float64 { return s.TrainSeconds })},
-		{key: "images_per_sec", label: "images/s", better: higherBetter, format: fmtFixed(1),
-			num: summaryValue(func(s *store.Summary) float64 { return s.ImagesPerSec })},
-		{key: "sample_seconds_per_64", label: "sampling s / 64 images", better: lowerBetter, format: fmtFixed(1),
-			num: summaryValue(func(s *store.Summary) float64 { return s.SampleSecondsPer64 })},
+		{key: "state", text: func(r *runView) string { return string(r.Status.State) }},
+		{key: "reason", text: func(r *runView) string { return r.Status.Reason }},
+		{key: "final_loss", num: summaryValue(func(s *store.Summary) float64 { return s.FinalLoss })},
+		{key: "best_loss", num: summaryValue(func(s *store.Summary) float64 { return s.BestLoss })},
+		{key: "train_seconds", num: summaryValue(func(s *store.Summary) float64 { return s.TrainSeconds })},
+		{key: "images_per_sec", num: summaryValue(func(s *store.Summary) float64 { return s.ImagesPerSec })},
+		{key: "sample_seconds_per_64", num: summaryValue(func(s *store.Summary) float64 { return s.SampleSecondsPer64 })},
 	}
 	for _, q := range qualityMetrics {
-		if slices.ContainsFunc(runs, func(r *runView) bool { return !math.IsNaN(q.value(r)) }) {
-			cols = append(cols, column{key: q.key, label: q.label, better: q.better,
-				format: q.format, num: q.value})
+		if !slices.ContainsFunc(runs, func(r *runView) bool { return !math.IsNaN(q.value(r)) }) {
+			continue
 		}
+		cols = append(cols, column{key: q.key, num: q.value})
+		if m, ok := shareMeasure(q.key); ok {
+			bound := func(upper bool) func(*runView) float64 {
+				return func(r *runView) float64 {
+					lo, hi := wilson(q.value(r), m.samples(r), z95)
+					if upper {
+						return hi
+					}
+					return lo
+				}
+			}
+			cols = append(cols,
+				column{key: q.key + "_lo", num: bound(false)},
+				column{key: q.key + "_hi", num: bound(true)})
+		}
+	}
+	evalN := func(r *runView) float64 {
+		if r.EvalN == 0 || r.Summary == nil || r.Summary.Metrics.Recognizable == nil {
+			return math.NaN() // no metrics, or no count behind them
+		}
+		return float64(r.EvalN)
+	}
+	if slices.ContainsFunc(runs, func(r *runView) bool { return !math.IsNaN(evalN(r)) }) {
+		cols = append(cols, column{key: "eval_n", num: evalN})
 	}
 	text := func(get func(*store.Summary) string) func(*runView) string {
 		return func(r *runView) string {
@@ -111,24 +116,22 @@ func columns(runs []*runView) []column {
 		}
 	}
 	return append(cols,
-		column{key: "weights", label: "weights", text: text(func(s *store.Summary) string { return s.Weights })},
-		column{key: "sampler", label: "sampler", text: text(func(s *store.Summary) string { return s.Sampler })},
-		column{key: "run", label: "run", text: func(r *runView) string { return r.Short }},
+		column{key: "weights", text: text(func(s *store.Summary) string { return s.Weights })},
+		column{key: "sampler", text: text(func(s *store.Summary) string { return s.Sampler })},
+		column{key: "run", text: func(r *runView) string { return r.Short }},
 	)
 }
 
-// results is the results table: a gota frame (one row per run, in run order) plus what
-// the HTML needs to show it.
+// results is the results table as results.csv and results.json hold it: a gota frame with
+// one row per run, in run order, and every column, where the HTML table (view.go) folds seeds
+// and leaves the floors to a note.
 type results struct {
-	frame   dataframe.DataFrame
-	varied  []string // the varied keys, the first columns of frame
-	cols    []column // the columns after them
-	best    map[string]int
-	verdict string
+	frame  dataframe.DataFrame
+	varied []string // the varied keys, the first columns of frame
+	cols   []column // the columns after them
 }
 
-// buildResults makes the table. best[key] is the row index of the best done run for each
-// column that has a direction; the verdict names the winners.
+// buildResults makes the table.
 func buildResults(varied []string, runs []*runView) results {
 	cols := columns(runs)
 	var ss []series.Series
@@ -154,149 +157,7 @@ func buildResults(varied []string, runs []*runView) results {
 		}
 		ss = append(ss, series.New(vals, series.String, c.key))
 	}
-	res := results{frame: dataframe.New(ss...), varied: varied, cols: cols, best: map[string]int{}}
-	for _, c := range cols {
-		if c.better == noBest || c.num == nil {
-			continue
-		}
-		if i := bestRow(res.frame.Col(c.key).Float(), runs, c.better); i >= 0 {
-			res.best[c.key] = i
-		}
-	}
-	res.verdict = verdict(res, runs)
-	return res
-}
-
-// bestRow returns the index of the best finite value among done runs, the first on ties, or -1.
-func bestRow(vals []float64, runs []*runView, b better) int {
-	best := -1
-	for i, v := range vals {
-		if runs[i].Status.State != store.Done || math.IsNaN(v) || math.IsInf(v, 0) {
-			continue
-		}
-		if best < 0 || (b == lowerBetter && v < vals[best]) || (b == higherBetter && v > vals[best]) {
-			best = i
-		}
-	}
-	return best
-}
-
-// verdict is the one line above the table: the best run by the first quality metric
-// present (recognizable %, else FD), then by final loss.
-func verdict(res results, runs []*runView) string {
-	var parts []string
-	add := func(label, key string) {
-		i, ok := res.best[key]
-		if !ok {
-			return
-		}
-		c := res.column(key)
-		parts = append(parts, fmt.Sprintf("%s: %s (%s)", label, runs[i].Label, c.format(c.num(runs[i]))))
-	}
-	for _, key := range []string{"recognizable", "fd"} {
-		if _, ok := res.best[key]; ok {
-			add("Best by "+res.column(key).label, key)
-			break
-		}
-	}
-	if len(parts) == 0 {
-		add("Best final loss", "final_loss")
-	} else {
-		add("best final loss", "final_loss")
-	}
-	if len(parts) == 0 {
-		return "No run finished, so there is no winner."
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (res results) column(key string) column {
-	for _, c := range res.cols {
-		if c.key == key {
-			return c
-		}
-	}
-	panic("reports: no column " + key)
-}
-
-// tableView is the results table as the template shows it.
-type tableView struct {
-	Head []headCell
-	Rows []tableRow
-}
-
-type tableRow struct {
-	State string // the run's state, used as a CSS class
-	Cells []cell
-}
-
-type headCell struct {
-	Label   string
-	Numeric bool
-	Title   string
-}
-
-type cell struct {
-	Text  string
-	Sort  string // numeric sort key; empty sorts last
-	Class string // "best" on the best value of a column, "reason" on failure reasons
-	Href  string // link to the run page, on the varied cells and the run column
-}
-
-func (res results) view(runs []*runView) tableView {
-	var tv tableView
-	for _, k := range res.varied {
-		tv.Head = append(tv.Head, headCell{Label: k, Title: "varied"})
-	}
-	for _, c := range res.cols {
-		h := headCell{Label: c.label, Numeric: c.num != nil}
-		switch c.better {
-		case lowerBetter:
-			h.Title = "lower is better"
-		case higherBetter:
-			h.Title = "higher is better"
-		}
-		tv.Head = append(tv.Head, h)
-	}
-	for i, r := range runs {
-		row := tableRow{State: string(r.Status.State)}
-		for _, k := range res.varied {
-			row.Cells = append(row.Cells, cell{Text: r.varied[k], Sort: sortKey(r.varied[k]), Href: r.Page})
-		}
-		for _, c := range res.cols {
-			if c.num == nil {
-				cl := cell{Text: c.text(r)}
-				switch c.key {
-				case "run":
-					cl.Href = r.Page
-				case "reason":
-					cl.Class = "reason"
-				}
-				row.Cells = append(row.Cells, cl)
-				continue
-			}
-			v := res.frame.Col(c.key).Elem(i).Float()
-			cl := cell{}
-			if !math.IsNaN(v) {
-				cl.Text = c.format(v)
-				cl.Sort = strconv.FormatFloat(v, 'g', -1, 64)
-			}
-			if b, ok := res.best[c.key]; ok && b == i {
-				cl.Class = "best"
-			}
-			row.Cells = append(row.Cells, cl)
-		}
-		tv.Rows = append(tv.Rows, row)
-	}
-	return tv
-}
-
-// sortKey is the numeric sort key of a varied value, or empty when it is not a number.
-func sortKey(s string) string {
-	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		return s
-	}
-	return ""
+	return results{frame: dataframe.New(ss...), varied: varied, cols: cols}
 }
 
 // writeCSV writes the frame with gota. Floats are written in shortest form ('g', -1) and

@@ -11,12 +11,21 @@ import (
 	"github.com/ddpmlab/ddpmlab/runner/sweep"
 )
 
-// runReport rebuilds a sweep's report: `runner report SWEEP`.
+// runReport rebuilds a sweep's report, `runner report SWEEP`, or puts two sweeps on one
+// page, `runner report --compare A B`.
 func runReport(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "report")
 	root := storeFlag(fs)
 	out := fs.String("out", reports.DefaultOut, "folder for the HTML reports")
-	_, name, m, err := oneSweep(fs, root, args)
+	compare := fs.Bool("compare", false, "take two sweeps, A and B, and put them on one page (B read as the change from A)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if *compare {
+		return runCompare(e, *root, *out, pos)
+	}
+	_, name, m, err := oneSweep(fs, root, pos)
 	if err != nil {
 		return err
 	}
@@ -25,6 +34,29 @@ func runReport(ctx context.Context, e *env, args []string) error {
 		description = sw.Description
 	}
 	index, err := reports.Build(reports.Options{Store: *root, Sweep: name, Out: *out, Version: codeVersion, Description: description})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "report: %s\n", index)
+	return nil
+}
+
+// runCompare is `runner report --compare A B`: both sweeps' reports and the page comparing them.
+func runCompare(e *env, root, out string, pos []string) error {
+	if len(pos) != 2 {
+		return usagef("--compare takes two sweep names, e.g. report --compare learning_rate-quick learning_rate-full")
+	}
+	st, err := store.Open(root)
+	if err != nil {
+		return err
+	}
+	var names [2]string
+	for i, p := range pos {
+		if names[i], err = findManifest(st, p); err != nil {
+			return err
+		}
+	}
+	index, err := reports.Compare(reports.CompareOptions{Store: root, A: names[0], B: names[1], Out: out, Version: codeVersion})
 	if err != nil {
 		return err
 	}
