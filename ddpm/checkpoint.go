@@ -1,15 +1,20 @@
 package ddpm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
-// CheckpointState is the part of a checkpoint that is not a tensor.
+// CheckpointState is the part of a checkpoint that is not a tensor (its state.json).
 type CheckpointState struct {
 	Epoch      int        `json:"epoch"`       // epochs completed
 	EpochStep  int        `json:"epoch_step"`  // batches of the current epoch already done (for mid-epoch resumes)
@@ -17,6 +22,11 @@ type CheckpointState struct {
 	EMAUpdates int64      `json:"ema_updates"` // EMA updates (for warm-up)
 	HasEMA     bool       `json:"has_ema"`
 	UNet       UNetConfig `json:"unet"`
+	// TensorsSHA256 is the hex SHA-256 of tensors.ot and TensorsBytes its size, so that a
+	// corrupt or partial checkpoint is detected before it is loaded. Checkpoints written
+	// before they were recorded lack both and are trusted as they are.
+	TensorsSHA256 string `json:"tensors_sha256,omitempty"`
+	TensorsBytes  int64  `json:"tensors_bytes,omitempty"`
 }
 
 // Checkpoint file names inside a checkpoint folder.
@@ -25,18 +35,21 @@ const (
 	checkpointState   = "state.json"
 )
 
-// SaveCheckpoint writes (with gotch's SaveMultiNew; its older SaveMulti corrupts the heap) the model weights, Adam moments, EMA weights and state into dir. The
-// folder is written beside dir and renamed into place, so a crash never leaves a half checkpoint.
+// SaveCheckpoint writes the model weights, Adam moments, EMA weights and state into the
+// checkpoint folder dir, replacing any folder there, with durable.WriteDir: the folder is
+// assembled beside dir, every file synced, and switched in atomically, so a crash leaves the
+// old folder or the complete new one. state.json records the SHA-256 of tensors.ot.
+// Checkpoints.Save keeps versions of it and a pointer to the newest.
 func (tr *Trainer) SaveCheckpoint(dir string, epoch, epochStep int) error {
+	return tr.saveCheckpoint(dir, epoch, epochStep, nil)
+}
+
+// saveCheckpoint is SaveCheckpoint with a hook called after each step of the write with its
+// name ("tensors", "state"); see Checkpoints.Hook.
+func (tr *Trainer) saveCheckpoint(dir string, epoch, epochStep int, hook func(stage string)) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-
 	var named []ts.NamedTensor
 	add := func(prefix string, list []namedTensor) {
 		for _, p := range list {
@@ -51,27 +64,92 @@ func (tr *Trainer) SaveCheckpoint(dir string, epoch, epochStep int) error {
 		add("ema.", tr.EMA.average)
 		state.HasEMA, state.EMAUpdates = true, tr.EMA.Updates
 	}
-	if err := ts.SaveMultiNew(named, filepath.Join(tmp, checkpointTensors)); err != nil {
-		return fmt.Errorf("checkpoint: save tensors: %w", err)
-	}
-	js, err := json.MarshalIndent(state, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, checkpointState), js, 0o644); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	old := dir + ".old"
-	os.RemoveAll(old)
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
+	stage := func(name string) {
+		if hook != nil {
+			hook(name)
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	// libtorch aborts the process if the disk fills up while it writes: check first, with
+	// room for the archive's per-tensor records and state.json.
+	need := int64(16<<10) + int64(len(named))*512
+	for _, nt := range named {
+		need += int64(nt.Tensor.Numel()) * int64(nt.Tensor.DType().Size())
+	}
+	if err := durable.CheckSpace(filepath.Dir(dir), filepath.Join(dir, checkpointTensors), need); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	return os.RemoveAll(old)
+	err := durable.WriteDir(dir, func(tmp string) error {
+		// SaveMultiNew: gotch's older SaveMulti corrupts the heap.
+		tensors := filepath.Join(tmp, checkpointTensors)
+		if err := ts.SaveMultiNew(named, tensors); err != nil {
+			return fmt.Errorf("save tensors: %w", err)
+		}
+		var err error
+		if state.TensorsSHA256, state.TensorsBytes, err = hashFile(tensors); err != nil {
+			return err
+		}
+		stage("tensors")
+		js, err := json.MarshalIndent(state, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmp, checkpointState), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+		stage("state")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// hashFile returns the hex SHA-256 and the size of a file.
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// VerifyCheckpoint checks that the checkpoint folder dir is complete and intact: state.json
+// parses and tensors.ot has the size and SHA-256 that state.json records. A checkpoint from
+// before checksums were recorded only needs a non-empty tensors.ot. The error names the file
+// and what is wrong with it.
+func VerifyCheckpoint(dir string) (CheckpointState, error) {
+	st, err := ReadCheckpointState(dir)
+	if err != nil {
+		return st, err
+	}
+	tensors := filepath.Join(dir, checkpointTensors)
+	if st.TensorsSHA256 == "" {
+		fi, err := os.Stat(tensors)
+		if err != nil {
+			return st, fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		if fi.Size() == 0 {
+			return st, fmt.Errorf("checkpoint %s: %s is empty", dir, checkpointTensors)
+		}
+		return st, nil
+	}
+	sum, n, err := hashFile(tensors)
+	switch {
+	case err != nil:
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
+	case n != st.TensorsBytes:
+		return st, fmt.Errorf("checkpoint %s: %s has %d bytes, state.json records %d", dir, checkpointTensors, n, st.TensorsBytes)
+	case sum != st.TensorsSHA256:
+		return st, fmt.Errorf("checkpoint %s: %s has SHA-256 %.12s…, state.json records %.12s…", dir, checkpointTensors, sum, st.TensorsSHA256)
+	}
+	return st, nil
 }
 
 // ReadCheckpointState reads a checkpoint's state without loading tensors.
@@ -94,7 +172,7 @@ func (tr *Trainer) LoadCheckpoint(dir string) (CheckpointState, error) {
 	if err != nil {
 		return st, err
 	}
-	if st.UNet != tr.Model.Net.Config {
+	if !st.UNet.Equal(tr.Model.Net.Config) {
 		return st, fmt.Errorf("checkpoint %s: model %+v does not match the config's %+v", dir, st.UNet, tr.Model.Net.Config)
 	}
 	tensors, err := loadNamed(dir)
@@ -137,7 +215,7 @@ func LoadWeights(dir string, model *Model, useEMA bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if st.UNet != model.Net.Config {
+	if !st.UNet.Equal(model.Net.Config) {
 		return "", fmt.Errorf("checkpoint %s: model %+v does not match %+v", dir, st.UNet, model.Net.Config)
 	}
 	tensors, err := loadNamed(dir)
@@ -161,7 +239,11 @@ func LoadWeights(dir string, model *Model, useEMA bool) (string, error) {
 	return which, nil
 }
 
+// loadNamed verifies the checkpoint folder dir and loads its tensors by name.
 func loadNamed(dir string) (map[string]*ts.Tensor, error) {
+	if _, err := VerifyCheckpoint(dir); err != nil {
+		return nil, err
+	}
 	list, err := ts.LoadMulti(filepath.Join(dir, checkpointTensors))
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: load tensors: %w", dir, err)

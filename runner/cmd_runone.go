@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -59,7 +60,8 @@ func runOne(ctx context.Context, e *env, args []string) error {
 	}
 	err = job.Run(ctx, job.Options{
 		Store: st, Hash: hash, Progress: e.stdout, Threads: threads, CodeVersion: codeVersion,
-		Log: zerolog.New(logFile).With().Timestamp().Str("run", store.Short(hash)).Logger(),
+		Log:            zerolog.New(logFile).With().Timestamp().Str("run", store.Short(hash)).Logger(),
+		CheckpointHook: checkpointPauseHook(e),
 	})
 	switch {
 	case err == nil:
@@ -79,4 +81,22 @@ func readRunConfig(st *store.Store, hash string) (config.Config, error) {
 		return config.Config{}, err
 	}
 	return config.Parse(path, raw)
+}
+
+// checkpointPauseEnv names a duration; when set, the child announces every step of each
+// checkpoint write on stderr ("checkpoint stage …") and pauses that long after it, so that the
+// fault-injection test (kill_test.go) can SIGKILL it inside the write. Unset, as always outside
+// that test, checkpoints are written without a hook.
+const checkpointPauseEnv = "DDPMLAB_TEST_CHECKPOINT_PAUSE"
+
+// checkpointPauseHook reads checkpointPauseEnv; nil when it is unset or not a duration.
+func checkpointPauseHook(e *env) func(stage string) {
+	pause, err := time.ParseDuration(os.Getenv(checkpointPauseEnv))
+	if err != nil {
+		return nil
+	}
+	return func(stage string) {
+		fmt.Fprintf(e.stderr, "checkpoint stage %s\n", stage)
+		time.Sleep(pause)
+	}
 }

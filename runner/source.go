@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"os"
 
+	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/job"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -19,8 +21,10 @@ func resolveSource(st *store.Store, cfg config.Config) (config.Config, error) {
 	if err != nil {
 		return cfg, usagef("sample.from_run = %q: %v", cfg.Sample.FromRun, err)
 	}
-	if _, err := os.Stat(st.Path(hash, "checkpoints/last.ckpt")); err != nil {
+	if _, _, err := job.LatestCheckpoint(st.RunDir(hash)); errors.Is(err, ddpm.ErrNoCheckpoint) {
 		return cfg, usagef("sample.from_run = %s: that run has no checkpoint yet; train it first (runner rerun %s)", store.Short(hash), store.Short(hash))
+	} else if err != nil {
+		return cfg, fmt.Errorf("sample.from_run = %s: %w", store.Short(hash), err)
 	}
 	source, err := readRunConfig(st, hash)
 	if err != nil {

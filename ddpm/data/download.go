@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ddpmlab/ddpmlab/ddpm/internal/atomicfile"
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // Download fetches the four .gz files of the named dataset into the folder
@@ -117,7 +117,7 @@ func (dl *downloader) fetchFile(ctx context.Context, u, path, want string) (int6
 
 	h := md5.New()
 	var n int64
-	err = atomicfile.Write(path, func(w io.Writer) error {
+	err = durable.Write(path, 0o644, func(w io.Writer) error {
 		var err error
 		n, err = io.Copy(io.MultiWriter(w, h), resp.Body)
 		if err != nil {

@@ -8,16 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // cacheFormat is bumped when the network, the files or the training code change in a way that
@@ -29,9 +29,6 @@ const (
 	weightsFile = "weights.ot"      // the network's tensors (gotch SaveMultiNew)
 	infoFile    = "classifier.json" // Info
 )
-
-// staleLockAge is how old a lock of a live-looking process must be before it is broken anyway.
-const staleLockAge = 2 * time.Hour
 
 // Info is what classifier.json records about a trained classifier.
 type Info struct {
@@ -74,9 +71,10 @@ func LoadOrTrain(ctx context.Context, dataset, dataDir string, log io.Writer) (*
 // the training config. Different data or config → a different folder; the same → trained once.
 //
 // The folder is written beside its final name and renamed into place, so it is complete or
-// absent. Concurrent processes take <folder>.lock (created with O_EXCL, holding host, pid and
-// time): one trains, the others wait for the folder (or for ctx). A lock whose process is gone
-// (same host) or that is older than two hours is broken.
+// absent. Concurrent processes take <folder>.lock (durable.TryLock, the lock type the run store
+// uses too: host, pid and time, created with link(2)): one trains, the others wait for the
+// folder (or for ctx). A lock whose process is gone (same host) is broken; a lock from another
+// host is waited for.
 //
 // Training takes about a minute on 2 CPU cores and reseeds libtorch's generator. The caller must
 // have locked its OS thread.
@@ -286,134 +284,61 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 	return c, nil
 }
 
-// save writes c's weights and info into dir through a temporary folder beside it.
+// save writes c's weights and info into dir with durable.CreateDir: assembled in a temporary
+// folder beside it, synced and renamed into place.
 func save(c *Classifier, dir string) error {
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("quality: %w", err)
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
 	var named []ts.NamedTensor
 	for i, p := range paramShapes(c.Info.Config) {
 		named = append(named, ts.NamedTensor{Name: p.name, Tensor: c.weights[i]})
-	}
-	// SaveMultiNew: gotch's older SaveMulti corrupts the heap.
-	if err := ts.SaveMultiNew(named, filepath.Join(tmp, weightsFile)); err != nil {
-		return fmt.Errorf("quality: save weights: %w", err)
-	}
-	if err := syncFile(filepath.Join(tmp, weightsFile)); err != nil {
-		return err
 	}
 	js, err := json.MarshalIndent(c.Info, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, infoFile), append(js, '\n')); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
+	err = durable.CreateDir(dir, func(tmp string) error {
+		// SaveMultiNew: gotch's older SaveMulti corrupts the heap.
+		if err := ts.SaveMultiNew(named, filepath.Join(tmp, weightsFile)); err != nil {
+			return fmt.Errorf("save weights: %w", err)
+		}
+		return os.WriteFile(filepath.Join(tmp, infoFile), append(js, '\n'), 0o644)
+	})
+	if errors.Is(err, fs.ErrExist) {
 		// Without the lock (or with a broken one) another process may have won the race; its
 		// folder is as good as ours.
 		if _, statErr := os.Stat(filepath.Join(dir, infoFile)); statErr == nil {
 			return nil
 		}
-		return fmt.Errorf("quality: %w", err)
 	}
-	return syncDir(filepath.Dir(dir))
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same folder: write, sync,
-// rename, sync the folder. On any error the temporary file is removed.
-func writeFileAtomic(path string, b []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("quality: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("quality: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("quality: sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("quality: close %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("quality: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("quality: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("quality: sync %s: %w", path, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("quality: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("quality: sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// lockInfo is the content of a lock file.
-type lockInfo struct {
-	Host string    `json:"host"`
-	PID  int       `json:"pid"`
-	Time time.Time `json:"time"`
-}
-
-// acquireLock takes dir+".lock", waiting (polling) while another live process holds it, and
-// returns the function that releases it.
+// acquireLock takes dir+".lock" (durable.TryLock: host, PID and time, created with link(2);
+// a lock of a dead process on this host is broken), waiting (polling) while another live
+// process holds it, and returns the function that releases it.
 func acquireLock(ctx context.Context, dir string, log io.Writer) (release func(), err error) {
 	path := dir + ".lock"
-	host, _ := os.Hostname()
-	me, _ := json.Marshal(lockInfo{Host: host, PID: os.Getpid(), Time: time.Now().UTC()})
 	waited := false
 	for {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		l, err := durable.TryLock(path, "classifier folder "+dir)
 		if err == nil {
-			_, werr := f.Write(me)
-			cerr := f.Close()
-			if werr != nil || cerr != nil {
-				os.Remove(path)
-				return nil, fmt.Errorf("quality: write lock %s: %w", path, errors.Join(werr, cerr))
+			if l.Stale != nil && log != nil {
+				fmt.Fprintf(log, "quality: breaking stale lock %s (%s)\n", path, l.Stale)
 			}
-			return func() { os.Remove(path) }, nil
+			return func() { _ = l.Unlock() }, nil
 		}
-		if !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("quality: lock %s: %w", path, err)
+		var held *durable.AlreadyLockedError
+		if !errors.As(err, &held) {
+			return nil, fmt.Errorf("quality: %w", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, infoFile)); err == nil {
 			// Finished by the holder, which is about to remove its lock: no need to hold one.
 			return func() {}, nil
 		}
-		if holder, stale := lockIsStale(path, host); stale {
-			if log != nil {
-				fmt.Fprintf(log, "quality: breaking stale lock %s (%s)\n", path, holder)
-			}
-			os.Remove(path)
-			continue
-		} else if !waited && log != nil {
-			fmt.Fprintf(log, "quality: waiting for %s, held by %s\n", path, holder)
+		if !waited && log != nil {
+			fmt.Fprintf(log, "quality: waiting for %s, held by %s\n", path, held.Holder)
 		}
 		waited = true
 		select {
@@ -422,29 +347,4 @@ func acquireLock(ctx context.Context, dir string, log io.Writer) (release func()
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// lockIsStale reads a lock file and says who holds it and whether the holder is gone: a process
-// on this host that no longer exists, or a lock older than staleLockAge. A lock that cannot be
-// read yet (just created, not yet written) is not stale.
-func lockIsStale(path, host string) (holder string, stale bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "unknown", false
-	}
-	var l lockInfo
-	if err := json.Unmarshal(b, &l); err != nil {
-		fi, statErr := os.Stat(path)
-		return "unreadable lock", statErr == nil && time.Since(fi.ModTime()) > time.Minute
-	}
-	holder = "pid " + strconv.Itoa(l.PID) + " on " + l.Host + " since " + l.Time.Format(time.RFC3339)
-	if time.Since(l.Time) > staleLockAge {
-		return holder, true
-	}
-	if l.Host == host && l.PID > 0 {
-		if err := syscall.Kill(l.PID, 0); errors.Is(err, syscall.ESRCH) {
-			return holder, true
-		}
-	}
-	return holder, false
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // writeIDX writes a raw IDX file: magic, big-endian dimensions, then the bytes.
@@ -172,7 +174,7 @@ func TestLoadOrTrainLock(t *testing.T) {
 	lock := filepath.Join(cacheDir, "mnist-"+key[:12]) + ".lock"
 	host, _ := os.Hostname()
 	writeLock := func(pid int, when time.Time) {
-		b, _ := json.Marshal(lockInfo{Host: host, PID: pid, Time: when})
+		b, _ := json.Marshal(durable.LockInfo{Host: host, PID: pid, Time: when})
 		if err := os.WriteFile(lock, b, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // RecognizableThreshold is the classifier confidence (max class probability) at which a sample
@@ -186,8 +187,8 @@ func (c *Classifier) referenceStats(reference *data.Set) (referenceStats, error)
 		if err != nil {
 			return referenceStats{}, err
 		}
-		if err := writeFileAtomic(path, b); err != nil {
-			return referenceStats{}, err
+		if err := durable.WriteFile(path, b, 0o644); err != nil {
+			return referenceStats{}, fmt.Errorf("quality: %w", err)
 		}
 	}
 	return r, nil

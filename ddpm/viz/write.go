@@ -8,20 +8,17 @@ import (
 	"image/png"
 	"io"
 
-	"github.com/ddpmlab/ddpmlab/ddpm/internal/atomicfile"
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 func grayOf(v uint8) color.Gray { return color.Gray{Y: v} }
 
-// WritePNG encodes img as PNG to path atomically: into a temporary file in
-// the same folder, synced and renamed over path. On error path is unchanged
-// and no temporary file is left behind.
+// WritePNG encodes img as PNG to path durably and atomically (durable.Write):
+// into a temporary file in the same folder, synced and renamed over path. On
+// error path is unchanged, no temporary file is left behind, and the error
+// names path.
 func WritePNG(path string, img image.Image) error {
-	err := atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) })
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.Write(path, 0o644, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
 // WriteGIF writes frames as an animated GIF that loops forever, atomically
@@ -58,9 +55,5 @@ func WriteGIF(path string, frames []*image.Gray, delay int) error {
 		anim.Image = append(anim.Image, p)
 		anim.Delay = append(anim.Delay, d)
 	}
-	err := atomicfile.Write(path, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.Write(path, 0o644, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -188,11 +189,11 @@ func (s *Slurm) Submit(ctx context.Context, sweep string, hashes []string) (Subm
 		_ = os.Remove(sub.ScriptPath)
 		_ = os.Remove(sub.ManifestPath)
 	}
-	if err := store.WriteFileAtomic(sub.HashesPath, []byte(strings.Join(hashes, "\n")+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(sub.HashesPath, []byte(strings.Join(hashes, "\n")+"\n"), 0o644); err != nil {
 		removeFiles()
 		return Submission{}, fmt.Errorf("slurm: %w", err)
 	}
-	if err := store.WriteFileAtomic(sub.ScriptPath, []byte(s.Script(sub)), 0o755); err != nil {
+	if err := durable.WriteFile(sub.ScriptPath, []byte(s.Script(sub)), 0o755); err != nil {
 		removeFiles()
 		return Submission{}, fmt.Errorf("slurm: %w", err)
 	}

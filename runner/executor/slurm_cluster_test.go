@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -67,7 +68,7 @@ func (k *fakeRunKit) NewRun(t *testing.T, s *store.Store, mode string) string {
 
 func (*fakeRunKit) MakeQuick(t *testing.T, s *store.Store, hash string) {
 	t.Helper()
-	if err := store.WriteFileAtomic(s.Path(hash, store.ConfigFile), []byte("ok\n"), 0o644); err != nil {
+	if err := durable.WriteFile(s.Path(hash, store.ConfigFile), []byte("ok\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 	"github.com/ddpmlab/ddpmlab/runner/config"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
@@ -86,10 +87,13 @@ func Export(req ExportRequest) (ExportResult, error) {
 		src := store.Short(req.Config.Sample.FromRun)
 		return res, fmt.Errorf("run %s only samples run %s's checkpoint and has no weights of its own: export that run (runner export %s)", short, src, src)
 	}
-	ckpt := req.Store.Path(req.Hash, "checkpoints/last.ckpt")
-	if _, err := os.Stat(ckpt); err != nil {
-		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, ckpt, short)
+	found, _, err := LatestCheckpoint(req.Store.RunDir(req.Hash))
+	if errors.Is(err, ddpm.ErrNoCheckpoint) {
+		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, CheckpointsDir(req.Store.RunDir(req.Hash)), short)
+	} else if err != nil {
+		return res, fmt.Errorf("run %s: %w", short, err)
 	}
+	ckpt := found.Dir
 	canonical, err := os.ReadFile(req.Store.Path(req.Hash, store.CanonicalFile))
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
@@ -145,7 +149,7 @@ func Export(req ExportRequest) (ExportResult, error) {
 		return res, err
 	}
 	for _, i := range write {
-		if err := store.WriteFileAtomic(res.Files[i], files[i].data, 0o644); err != nil {
+		if err := durable.WriteFile(res.Files[i], files[i].data, 0o644); err != nil {
 			return res, err
 		}
 	}

@@ -1,6 +1,6 @@
 package job
 
-import "github.com/ddpmlab/ddpmlab/runner/store"
+import "github.com/ddpmlab/ddpmlab/ddpm/durable"
 
-// writeFile writes a run file atomically.
-func writeFile(path string, data []byte) error { return store.WriteFileAtomic(path, data, 0o644) }
+// writeFile writes a run file durably and atomically.
+func writeFile(path string, data []byte) error { return durable.WriteFile(path, data, 0o644) }

@@ -95,7 +95,7 @@ func (s *Store) Info(hash string) (RunInfo, error) {
 	if info.Status.State == Running {
 		host, _ := os.Hostname()
 		lock, err := s.ReadLock(hash)
-		info.Abandoned = errors.Is(err, fs.ErrNotExist) || (err == nil && isStale(lock, host))
+		info.Abandoned = errors.Is(err, fs.ErrNotExist) || (err == nil && lock.IsStale(host))
 	}
 	return info, nil
 }

@@ -2,9 +2,10 @@
 // 64-hex-digit SHA-256 of the run's canonical config, plus sweep manifests in _sweeps/.
 // The layout and the file formats are fixed by docs/ARCHITECTURE.md.
 //
-// Every file the store writes goes through WriteFileAtomic. A run is created atomically
-// (its folder is assembled under a temporary name and renamed into place), and a run is
-// executed by at most one process at a time, enforced by its lock file (see Store.Lock).
+// Every file the store writes goes through package durable. A run is created atomically
+// (durable.CreateDir assembles its folder under a temporary name and renames it into
+// place), and a run is executed by at most one process at a time, enforced by its lock
+// file (see Store.Lock).
 //
 // The package knows nothing about configs or training: hashes are plain strings of 64
 // lowercase hex digits, and config.toml is stored as opaque bytes.
@@ -21,6 +22,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // Names of the files and folders in a run folder and in the store root.
@@ -126,37 +129,21 @@ func (s *Store) Create(hash string, configTOML, canonicalJSON []byte) (created b
 		return false, s.checkCanonical(hash, canonicalJSON)
 	}
 
-	tmp, err := os.MkdirTemp(s.Root, ".create-"+Short(hash)+"-")
-	if err != nil {
-		return false, fmt.Errorf("create run %s: %w", Short(hash), err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(tmp)
+	err = durable.CreateDir(s.RunDir(hash), func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, ConfigFile), configTOML, 0o644); err != nil {
+			return err
 		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return false, fmt.Errorf("create run %s: %w", Short(hash), err)
-	}
-	if err := WriteFileAtomic(filepath.Join(tmp, ConfigFile), configTOML, 0o644); err != nil {
-		return false, err
-	}
-	if err := WriteFileAtomic(filepath.Join(tmp, CanonicalFile), canonicalJSON, 0o644); err != nil {
-		return false, err
-	}
-	if err := WriteJSON(filepath.Join(tmp, StatusFile), Status{State: Pending}); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp, s.RunDir(hash)); err != nil {
-		// Another process created the run first (rename onto a non-empty folder fails).
-		if s.Exists(hash) {
-			_ = os.RemoveAll(tmp)
-			return false, s.checkCanonical(hash, canonicalJSON)
+		if err := os.WriteFile(filepath.Join(tmp, CanonicalFile), canonicalJSON, 0o644); err != nil {
+			return err
 		}
+		return WriteJSON(filepath.Join(tmp, StatusFile), Status{State: Pending})
+	})
+	switch {
+	case errors.Is(err, fs.ErrExist) && s.Exists(hash):
+		// Another process created the run first.
+		return false, s.checkCanonical(hash, canonicalJSON)
+	case err != nil:
 		return false, fmt.Errorf("create run %s: %w", Short(hash), err)
-	}
-	if err := syncDir(s.Root); err != nil {
-		return true, fmt.Errorf("create run %s: %w", Short(hash), err)
 	}
 	return true, nil
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // newRun creates a run whose canonical.json is body and returns its hash.
@@ -54,55 +56,6 @@ func leftovers(t *testing.T, dir string) []string {
 	return tmp
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f.json")
-	for _, content := range []string{"first", "second, longer than the first", ""} {
-		if err := WriteFileAtomic(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != content {
-			t.Fatalf("read back %q, %v; want %q", got, err, content)
-		}
-	}
-	fi, _ := os.Stat(path)
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
-	}
-	if tmp := leftovers(t, dir); len(tmp) > 0 {
-		t.Errorf("temporary files left behind: %v", tmp)
-	}
-}
-
-func TestWriteFileAtomicErrorLeavesNothing(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	if err := WriteFileAtomic(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Renaming a file over a non-empty folder fails after the temp file was written.
-	target := filepath.Join(dir, "sub")
-	if err := os.MkdirAll(filepath.Join(target, "x"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFileAtomic(target, []byte("new"), 0o644); err == nil {
-		t.Fatal("write over a folder succeeded")
-	} else if !strings.Contains(err.Error(), target) {
-		t.Errorf("error %q does not name the file", err)
-	}
-	// A missing folder fails at the start.
-	if err := WriteFileAtomic(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
-		t.Fatal("write into a missing folder succeeded")
-	}
-	if tmp := leftovers(t, dir); len(tmp) > 0 {
-		t.Errorf("temporary files left behind: %v", tmp)
-	}
-	if got, _ := os.ReadFile(path); string(got) != "old" {
-		t.Errorf("unrelated file changed: %q", got)
-	}
-}
-
 func TestCreate(t *testing.T) {
 	s := openTemp(t)
 	h := newRun(t, s, `{"a":1}`)
@@ -115,7 +68,7 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("second Create = %v, %v; want false, nil", created, err)
 	}
 	// Same hash, different bytes: simulate a corrupted canonical.json.
-	if err := WriteFileAtomic(s.Path(h, CanonicalFile), []byte(`{"a":2}`), 0o644); err != nil {
+	if err := durable.WriteFile(s.Path(h, CanonicalFile), []byte(`{"a":2}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Create(h, nil, []byte(`{"a":1}`)); err == nil || !strings.Contains(err.Error(), "collision") {
@@ -366,7 +319,7 @@ func TestSummaryAndMetrics(t *testing.T) {
 		{"empty", "", "empty file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := WriteFileAtomic(s.Path(h, LossFile), []byte(tc.body), 0o644); err != nil {
+			if err := durable.WriteFile(s.Path(h, LossFile), []byte(tc.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.ReadLoss(h); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -466,7 +419,7 @@ func TestLockStale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Lock over a stale lock: %v", err)
 	}
-	if l.Stale == nil || !l.Stale.equal(dead) {
+	if l.Stale == nil || !l.Stale.Equal(dead) {
 		t.Errorf("Stale = %v, want %v", l.Stale, dead)
 	}
 	if cur, err := s.ReadLock(h); err != nil || cur.PID != os.Getpid() {

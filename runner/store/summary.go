@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 )
 
 // Summary is the content of summary.json, written when a run is done.
@@ -130,7 +132,7 @@ func writeCSV(path string, header []string, n int, row func(int) []string) error
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, buf.Bytes(), 0o644)
+	return durable.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // fields parses the fields of one CSV record in order, keeping the first error.
