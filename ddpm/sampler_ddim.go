@@ -17,6 +17,7 @@ import (
 // η = 1 over all T steps has exactly the DDPM posterior variance β̃_t.
 type ddimSampler struct {
 	timesteps []int
+	spacing   string // the grid's name, for Name(); "" = trailing
 	eta       float64
 	clipX0    bool
 	// Per visited step i.
@@ -52,7 +53,7 @@ func (d *ddimSampler) Name() string {
 	if d.clipX0 {
 		note += ", ε from x̂0" // step 1b below; runs before it say only "x̂0 clipped"
 	}
-	return fmt.Sprintf("ddim (η=%g, %d steps, trailing spacing%s)", d.eta, len(d.timesteps), note)
+	return fmt.Sprintf("ddim (η=%g, %d steps, %s spacing%s)", d.eta, len(d.timesteps), spacingName(d.spacing), note)
 }
 
 // Variance is σ_i², the variance of the noise added at visited step i.

@@ -18,6 +18,7 @@ import (
 // by ᾱ_t/ᾱ_{t'} and β_t by 1 − ᾱ_t/ᾱ_{t'}, which is the same process on a coarser grid.
 type ddpmSampler struct {
 	timesteps []int
+	spacing   string // the grid's name, for Name(); "" = trailing
 	clipX0    bool
 	// Per visited step i, precomputed in float64.
 	x0Coefficient []float64 // √ᾱ_{t−1}·β_t/(1 − ᾱ_t)
@@ -50,7 +51,7 @@ func newDDPMSampler(s *Schedule, timesteps []int, clipX0 bool) *ddpmSampler {
 func (d *ddpmSampler) Timesteps() []int { return d.timesteps }
 
 func (d *ddpmSampler) Name() string {
-	return fmt.Sprintf("ddpm (%d steps, trailing spacing%s)", len(d.timesteps), clipNote(d.clipX0))
+	return fmt.Sprintf("ddpm (%d steps, %s spacing%s)", len(d.timesteps), spacingName(d.spacing), clipNote(d.clipX0))
 }
 
 // Variance is σ_i², the variance of the noise added at visited step i.

@@ -22,7 +22,8 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	n := fs.Int("num-images", 64, "number of images")
 	seed := fs.Int64("seed", 0, "start-noise seed (0 = the seed of the run's own grids)")
 	show := fs.Bool("show-intermediate", false, "also write a strip of denoising frames and an animated GIF")
-	sampler := fs.String("sampler", "", "ddpm or ddim (default: the run's sample.sampler)")
+	sampler := fs.String("sampler", "", "ddpm, ddim, dpmpp_2m or dpmpp_2m_sde (default: the run's sample.sampler)")
+	spacing := fs.String("spacing", "", "timestep grid: trailing, logsnr or karras (default: the run's sample.spacing)")
 	steps := fs.Int("steps", -1, "sampling steps, 1..T (default: the run's sample.steps)")
 	eta := fs.Float64("eta", -1, "DDIM η in [0, 1] (default: the run's sample.eta)")
 	class := fs.String("class", "", "conditional models: a class 0..9, or \"all\" for one row per class")
@@ -56,6 +57,9 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	if *sampler != "" {
 		sets["sample.sampler"] = *sampler
 	}
+	if *spacing != "" {
+		sets["sample.spacing"] = *spacing
+	}
 	if *steps >= 0 {
 		sets["sample.steps"] = strconv.Itoa(*steps)
 	}
@@ -83,7 +87,7 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	if *out == "" {
 		*out = st.Path(hash, "samples")
 	}
-	fmt.Fprintf(e.stderr, "sampling %d images from run %s with %s (%d steps)…\n", *n, store.Short(hash), cfg.Sample.Sampler, max(cfg.Sample.Steps, 0))
+	fmt.Fprintf(e.stderr, "sampling %d images from run %s with %s (%d steps, %s spacing)…\n", *n, store.Short(hash), cfg.Sample.Sampler, max(cfg.Sample.Steps, 0), cfg.Sample.Spacing)
 	res, err := job.Sample(ctx, job.SampleRequest{RunDir: st.RunDir(hash), Config: cfg, Seed: *seed, Classes: classes, ShowIntermediate: *show, Out: *out})
 	if err != nil {
 		return err
