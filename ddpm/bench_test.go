@@ -5,7 +5,11 @@ package ddpm
 // runner/scripts/bench_torch.py measures the same model and steps in PyTorch eager, and
 // runner/scripts/bench.sh runs both and prints the ratios (see BENCHMARKS.md).
 //
-//	go test -run '^$' -bench 'TrainStep|Sample' -benchtime 20s ./ddpm
+//	go test -run '^$' -bench '^Benchmark(TrainStep|Sample64|Sample64DDIM50)$' -benchtime 20s ./ddpm
+//
+// Each has a bf16 twin (…BF16: mixed precision, ddpm/precision.go), and BenchmarkTrainStep
+// channels-last variants (…ChannelsLast). bf16 is only meaningful on a CPU with avx512_bf16 or
+// amx_bf16 (CPUHasBF16); elsewhere libtorch emulates it, slower than fp32.
 //
 // libtorch's thread count is $DDPMLAB_THREADS, or runtime.NumCPU() when it is unset.
 
@@ -31,8 +35,9 @@ const (
 var benchUNet = UNetConfig{ImageChannels: 1, BaseChannels: 64, TimeEmbDim: 256}
 
 // benchSetup pins the benchmark to its OS thread (libtorch's grad mode is per thread), sets
-// libtorch's thread count, and builds the guide's model and diffusion on the CPU.
-func benchSetup(b *testing.B) (*Model, *Diffusion) {
+// libtorch's thread count, and builds the guide's model, computing as c, and diffusion on the
+// CPU.
+func benchSetup(b *testing.B, c Compute) (*Model, *Diffusion) {
 	b.Helper()
 	runtime.LockOSThread()
 	b.Cleanup(runtime.UnlockOSThread)
@@ -50,6 +55,9 @@ func benchSetup(b *testing.B) (*Model, *Diffusion) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := model.Net.SetCompute(c); err != nil {
+		b.Fatal(err)
+	}
 	sched, err := LinearSchedule(benchT, 1e-4, 0.02)
 	if err != nil {
 		b.Fatal(err)
@@ -64,8 +72,22 @@ func benchSetup(b *testing.B) (*Model, *Diffusion) {
 
 // BenchmarkTrainStep times Trainer.Step (Algorithm 1 with Adam) on a batch of 128 images; one
 // op is one optimizer step. It reports images/s and the process's peak resident memory.
-func BenchmarkTrainStep(b *testing.B) {
-	model, d := benchSetup(b)
+func BenchmarkTrainStep(b *testing.B) { benchTrainStep(b, Compute{}) }
+
+// BenchmarkTrainStepBF16 is BenchmarkTrainStep in mixed precision (fp32 weights and Adam).
+func BenchmarkTrainStepBF16(b *testing.B) { benchTrainStep(b, Compute{Precision: BF16}) }
+
+// BenchmarkTrainStepChannelsLast is BenchmarkTrainStep with channels-last convolutions.
+func BenchmarkTrainStepChannelsLast(b *testing.B) { benchTrainStep(b, Compute{ChannelsLast: true}) }
+
+// BenchmarkTrainStepBF16ChannelsLast is BenchmarkTrainStepBF16 with channels-last convolutions
+// (oneDNN's bf16 kernels work in NHWC).
+func BenchmarkTrainStepBF16ChannelsLast(b *testing.B) {
+	benchTrainStep(b, Compute{Precision: BF16, ChannelsLast: true})
+}
+
+func benchTrainStep(b *testing.B, c Compute) {
+	model, d := benchSetup(b, c)
 	tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-4})
 	if err != nil {
 		b.Fatal(err)
@@ -102,8 +124,13 @@ func BenchmarkTrainStep(b *testing.B) {
 // forward pass without gradients, then the update) on 64 images, through Sample, the loop that
 // `runner sample` uses; one op is one step. A full DDPM run is T = 1000 such steps, reported as
 // s/64img@1000steps: sampling 64 images for real takes many minutes on a CPU.
-func BenchmarkSample64(b *testing.B) {
-	model, d := benchSetup(b)
+func BenchmarkSample64(b *testing.B) { benchSample64(b, Compute{}) }
+
+// BenchmarkSample64BF16 is BenchmarkSample64 with the U-Net in bf16 (the update stays fp32).
+func BenchmarkSample64BF16(b *testing.B) { benchSample64(b, Compute{Precision: BF16}) }
+
+func benchSample64(b *testing.B, c Compute) {
+	model, d := benchSetup(b, c)
 	// One step of a 1-step respaced sampler costs what one step of the 1000-step sampler does
 	// (the same U-Net pass and update; only the σ·z term, 0.1% of a step, is skipped).
 	sampler, err := NewSampler("ddpm", d.Schedule, 1, 0, true)
@@ -121,8 +148,13 @@ func BenchmarkSample64(b *testing.B) {
 }
 
 // BenchmarkSample64DDIM50 times a whole DDIM run (η = 0, 50 steps) on 64 images; one op is one run.
-func BenchmarkSample64DDIM50(b *testing.B) {
-	model, d := benchSetup(b)
+func BenchmarkSample64DDIM50(b *testing.B) { benchSample64DDIM50(b, Compute{}) }
+
+// BenchmarkSample64DDIM50BF16 is BenchmarkSample64DDIM50 with the U-Net in bf16.
+func BenchmarkSample64DDIM50BF16(b *testing.B) { benchSample64DDIM50(b, Compute{Precision: BF16}) }
+
+func benchSample64DDIM50(b *testing.B, c Compute) {
+	model, d := benchSetup(b, c)
 	sampler, err := NewSampler("ddim", d.Schedule, 50, 0, true)
 	if err != nil {
 		b.Fatal(err)

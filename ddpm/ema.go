@@ -2,6 +2,7 @@ package ddpm
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/sugarme/gotch/ts"
 )
@@ -12,11 +13,21 @@ import (
 //	θ_ema ← d·θ_ema + (1 − d)·θ
 //
 // With warm-up the decay starts small and approaches Decay, d_n = min(Decay, (1 + n)/(10 + n)),
-// so early averages are not dominated by the random initialisation.
+// so early averages are not dominated by the random initialisation. The power warm-up of
+// diffusers' EMAModel (use_ema_warmup, inv_gamma = 1) is d_n = min(Decay, 1 − (1 + n)^−Power):
+// d_0 = 0 copies the weights, and the average then spans about 1/(1 − d_n) = (1 + n)^Power
+// updates: with Power = 3/4, n = 1000 gives d ≈ 0.9944, a window of about 180 updates, which
+// suits runs of a few thousand steps.
+//
+// AfterStep schedules the updates: until optimizer step Start the average just follows the
+// weights, then it is updated every Every steps; n counts the updates made.
 type EMA struct {
 	Decay   float64
 	Warmup  bool
-	Updates int64
+	Power   float64 // > 0: the power warm-up (and not Warmup's)
+	Every   int64   // optimizer steps between updates; ≤ 1 means every step
+	Start   int64   // optimizer steps before averaging starts
+	Updates int64   // n, the number of updates made (saved in checkpoints)
 
 	params  []namedTensor // the live model's parameters
 	average []namedTensor // the averaged copies, same order
@@ -38,11 +49,32 @@ func NewEMA(params []namedTensor, decay float64, warmup bool) (*EMA, error) {
 
 // CurrentDecay is the decay the next update uses.
 func (e *EMA) CurrentDecay() float64 {
-	if !e.Warmup {
-		return e.Decay
-	}
 	n := float64(e.Updates)
-	return min(e.Decay, (1+n)/(10+n))
+	switch {
+	case e.Power > 0:
+		return min(e.Decay, 1-math.Pow(1+n, -e.Power)) // diffusers EMAModel.get_decay
+	case e.Warmup:
+		return min(e.Decay, (1+n)/(10+n))
+	}
+	return e.Decay
+}
+
+// AfterStep is called after optimizer step number step (1 for the first): up to Start the
+// average is set to the weights; after it, every Every-th step updates it. Every decision
+// depends on step alone, so a resumed run updates on the same steps.
+func (e *EMA) AfterStep(step int64) error {
+	if step <= e.Start {
+		for i, p := range e.params {
+			if err := copyInto(e.average[i].tensor, p.tensor); err != nil {
+				return fmt.Errorf("ema: copy %s: %w", p.name, err)
+			}
+		}
+		return nil
+	}
+	if (step-e.Start)%max(1, e.Every) != 0 {
+		return nil
+	}
+	return e.Update()
 }
 
 // Update moves the average towards the current parameters.

@@ -13,6 +13,8 @@ type Model struct {
 	Net    *UNet
 	VS     *nn.VarStore
 	params []namedTensor
+	// schedule holds √ᾱ_t on the model's device for a v-prediction model (SetSchedule).
+	schedule *Diffusion
 }
 
 // NewModel creates a freshly initialised U-Net on device. Call ManualSeed first for a
@@ -29,8 +31,9 @@ func NewModel(cfg UNetConfig, device gotch.Device) (*Model, error) {
 // ParamCount is the number of trainable scalars.
 func (m *Model) ParamCount() int64 { return ParamCount(m.VS) }
 
-// PredictNoise runs ε_θ(x_t, t, y) with gradient tracking off. A nil y means "no class"; for
-// a conditional model that is the null class.
+// PredictNoise runs ε_θ(x_t, t, y) with gradient tracking off, in evaluation mode (no
+// dropout). A nil y means "no class"; for a conditional model that is the null class. It is
+// the network's raw output: for a v-prediction model, v̂ (the samplers get ε̂ through toEps).
 func (m *Model) PredictNoise(x, t, y *ts.Tensor) (*ts.Tensor, error) {
 	var out *ts.Tensor
 	err := NoGrad(func() error {

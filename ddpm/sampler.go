@@ -20,28 +20,62 @@ type Sampler interface {
 	Name() string
 }
 
-// NewSampler builds the named sampler ("ddpm" or "ddim") over steps timesteps (0 = all T).
-// With clipX0 the predicted x_0 is clamped to the data range [-1, 1] at every step before the
-// next x is formed from it, as Ho et al.'s released code and diffusers do by default; it keeps
-// an imperfect model's samples from drifting into saturated black or white.
+// Closer is implemented by a Sampler that keeps tensors between Step calls (a multistep
+// history). Sample calls Close when it stops, so a pass cut short frees them too.
+type Closer interface {
+	Close()
+}
+
+// Sampler names accepted by NewSampler.
+const (
+	SamplerDDPM       = "ddpm"         // ancestral sampling, Ho et al. 2020, Algorithm 2
+	SamplerDDIM       = "ddim"         // Song et al. 2021, eq. 12 (η from the caller)
+	SamplerDPMPP2M    = "dpmpp_2m"     // DPM-Solver++(2M), Lu et al. 2022, Algorithm 2
+	SamplerDPMPP2MSDE = "dpmpp_2m_sde" // its stochastic variant (η = 1)
+)
+
+// Samplers lists the sampler names NewSampler accepts.
+func Samplers() []string {
+	return []string{SamplerDDPM, SamplerDDIM, SamplerDPMPP2M, SamplerDPMPP2MSDE}
+}
+
+// NewSampler builds the named sampler (see Samplers) over steps timesteps (0 = all T) with
+// trailing spacing. With clipX0 the predicted x_0 is clamped to the data range [-1, 1] at every
+// step before the next x is formed from it, as Ho et al.'s released code and diffusers do by
+// default; it keeps an imperfect model's samples from drifting into saturated black or white.
+// eta is DDIM's η; the other samplers ignore it.
 func NewSampler(kind string, sched *Schedule, steps int, eta float64, clipX0 bool) (Sampler, error) {
+	return NewSpacedSampler(kind, Trailing, sched, steps, eta, clipX0)
+}
+
+// NewSpacedSampler is NewSampler on the timestep grid named by spacing (see Spacings and
+// SampleTimesteps; "" = trailing). Whatever the grid, the last step lands on x_0.
+func NewSpacedSampler(kind, spacing string, sched *Schedule, steps int, eta float64, clipX0 bool) (Sampler, error) {
 	if steps == 0 {
 		steps = sched.T
 	}
-	timesteps, err := SpacedTimesteps(sched.T, steps)
+	timesteps, err := SampleTimesteps(sched, spacing, steps)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
-	case "ddpm":
-		return newDDPMSampler(sched, timesteps, clipX0), nil
-	case "ddim":
+	case SamplerDDPM:
+		d := newDDPMSampler(sched, timesteps, clipX0)
+		d.spacing = spacing
+		return d, nil
+	case SamplerDDIM:
 		if eta < 0 || eta > 1 {
 			return nil, fmt.Errorf("ddim: eta must be in [0, 1], got %g", eta)
 		}
-		return newDDIMSampler(sched, timesteps, eta, clipX0), nil
+		d := newDDIMSampler(sched, timesteps, eta, clipX0)
+		d.spacing = spacing
+		return d, nil
+	case SamplerDPMPP2M:
+		return newDPMPP2MSampler(sched, timesteps, spacing, clipX0), nil
+	case SamplerDPMPP2MSDE:
+		return newDPMPP2MSDESampler(sched, timesteps, spacing, sdeEta, clipX0), nil
 	default:
-		return nil, fmt.Errorf("unknown sampler %q (want \"ddpm\" or \"ddim\")", kind)
+		return nil, fmt.Errorf("unknown sampler %q (want %q, %q, %q or %q)", kind, SamplerDDPM, SamplerDDIM, SamplerDPMPP2M, SamplerDPMPP2MSDE)
 	}
 }
 
@@ -145,6 +179,9 @@ func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOpt
 				return ls.err
 			}
 		}
+		if c, ok := sampler.(Closer); ok {
+			defer c.Close()
+		}
 		timesteps := sampler.Timesteps()
 		for i, t := range timesteps {
 			if opts.Context != nil && opts.Context.Err() != nil {
@@ -193,14 +230,14 @@ func (m *Model) guidedNoise(s *scope, x, t, labels *ts.Tensor, w float64) *ts.Te
 		return nil
 	}
 	if labels == nil || w == 0 {
-		return s.do(m.Net.Forward(x, t, labels))
+		return m.toEps(s, x, t, s.do(m.Net.Forward(x, t, labels)))
 	}
 	nullClass := ts.IntScalar(int64(m.Net.Config.NumClasses))
 	defer nullClass.MustDrop()
 	null := s.do(labels.FullLike(nullClass, false))
 	conditional := s.do(m.Net.Forward(x, t, labels))
 	unconditional := s.do(m.Net.Forward(x, t, null))
-	return s.sub(s.scale(conditional, 1+w), s.scale(unconditional, w))
+	return m.toEps(s, x, t, s.sub(s.scale(conditional, 1+w), s.scale(unconditional, w))) // v → ε (prediction.go)
 }
 
 // classLabels expands the requested labels to the batch; missing ones are the null class.

@@ -17,6 +17,7 @@ import (
 type scope struct {
 	tensors []*ts.Tensor
 	err     error
+	compute Compute // how a U-Net pass's layers compute (precision.go); zero = fp32
 }
 
 // keep registers t to be freed by drop and returns it.

@@ -9,6 +9,9 @@ import (
 )
 
 // TrainConfig holds the training hyperparameters that the Trainer needs.
+//
+// The zero values of the fields after Seed are the guide's plain Algorithm 1: a constant
+// learning rate, uniform timesteps, an unweighted loss and an EMA updated every step.
 type TrainConfig struct {
 	LR        float64 // Adam learning rate; the guide's default is 2e-4
 	GradClip  float64 // max global gradient norm; 0 = no clipping
@@ -16,6 +19,18 @@ type TrainConfig struct {
 	EMAWarmup bool
 	PUncond   float64 // label dropout for conditional models (classifier-free guidance)
 	Seed      int64
+
+	LRSchedule  string // LRConstant (also "") | LRCosine | LRLinear, after the warm-up (LRAt)
+	WarmupSteps int64  // linear warm-up of the learning rate from 0
+	TotalSteps  int64  // the run's number of optimizer steps, which cosine and linear decay over
+
+	LossWeighting    string  // WeightingNone (also "") | WeightingMinSNR
+	MinSNRGamma      float64 // γ of Min-SNR-γ
+	TimestepSampling string  // TimestepsUniform (also "") | TimestepsStratified
+
+	EMAPower float64 // > 0: diffusers' power warm-up of the EMA decay
+	EMAEvery int64   // optimizer steps between EMA updates; ≤ 1 = every step
+	EMAStart int64   // optimizer steps before the EMA starts averaging
 }
 
 // Trainer runs the DDPM training step (Ho et al. 2020, Algorithm 1) with Adam and optional EMA.
@@ -25,6 +40,8 @@ type Trainer struct {
 	Adam      *Adam
 	EMA       *EMA // nil when EMA is off
 	Config    TrainConfig
+
+	lossWeights *ts.Tensor // (T) per-timestep loss weights; nil for an unweighted loss
 }
 
 // NewTrainer prepares the optimizer (and EMA) for model.
@@ -38,6 +55,19 @@ func NewTrainer(model *Model, diffusion *Diffusion, cfg TrainConfig) (*Trainer, 
 		if tr.EMA, err = NewEMA(model.params, cfg.EMADecay, cfg.EMAWarmup); err != nil {
 			return nil, err
 		}
+		tr.EMA.Power, tr.EMA.Every, tr.EMA.Start = cfg.EMAPower, cfg.EMAEvery, cfg.EMAStart
+	}
+	switch cfg.LossWeighting {
+	case WeightingNone, "":
+	case WeightingMinSNR:
+		if !(cfg.MinSNRGamma > 0) {
+			return nil, fmt.Errorf("min-snr loss weighting: gamma must be > 0, got %g", cfg.MinSNRGamma)
+		}
+		if tr.lossWeights, err = coefficients(MinSNRWeights(diffusion.AlphasCumprod, cfg.MinSNRGamma, model.Net.Config.Prediction), diffusion.Device); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown loss weighting %q (want %q or %q)", cfg.LossWeighting, WeightingNone, WeightingMinSNR)
 	}
 	return tr, nil
 }
@@ -62,18 +92,27 @@ func (tr *Trainer) Step(x0, labels *ts.Tensor) (float64, error) {
 	device := tr.Diffusion.Device
 
 	// Algorithm 1, line 3: t ~ Uniform({1, …, T}) (here 0..T−1), one per image
-	t := s.do(ts.Randint(int64(tr.Diffusion.T), []int64{size[0]}, gotch.Int64, device))
+	t := tr.sampleTimesteps(&s, size[0], device)
 	// line 4: ε ~ N(0, I)
 	noise := s.randn(size, device)
 	// line 5: x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε
 	xt := s.do(tr.Diffusion.QSample(x0, t, noise))
 	y := tr.dropLabels(&s, labels)
 	// ...and the loss ‖ε − ε_θ(x_t, t)‖², averaged over pixels and the batch
-	predicted := s.do(tr.Model.Net.Forward(xt, t, y))
+	predicted := s.do(tr.Model.Net.ForwardT(xt, t, y, true))
 	if s.failed(predicted) {
 		return 0, fmt.Errorf("forward: %w", s.err)
 	}
-	loss := s.do(predicted.MseLoss(noise, ts.ReductionMean, false))
+	target := noise
+	if tr.Model.Net.Config.Prediction == PredictV {
+		target = s.do(tr.Diffusion.VTarget(x0, t, noise)) // v = √ᾱ_t·ε − √(1 − ᾱ_t)·x_0
+	}
+	var loss *ts.Tensor
+	if tr.lossWeights == nil {
+		loss = s.do(predicted.MseLoss(target, ts.ReductionMean, false))
+	} else {
+		loss = s.weightedMSE(predicted, target, t, tr.lossWeights) // Min-SNR-γ
+	}
 	if s.failed(loss) {
 		return 0, fmt.Errorf("loss: %w", s.err)
 	}
@@ -97,11 +136,15 @@ func (tr *Trainer) Step(x0, labels *ts.Tensor) (float64, error) {
 			return 0, err
 		}
 	}
+	c := tr.Config
+	if tr.Adam.LR, err = LRAt(c.LRSchedule, c.LR, c.WarmupSteps, c.TotalSteps, tr.Adam.Step); err != nil {
+		return 0, err
+	}
 	if err := tr.Adam.Update(); err != nil {
 		return 0, err
 	}
 	if tr.EMA != nil {
-		if err := tr.EMA.Update(); err != nil {
+		if err := tr.EMA.AfterStep(tr.Adam.Step); err != nil {
 			return 0, err
 		}
 	}

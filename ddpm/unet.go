@@ -1,44 +1,139 @@
 package ddpm
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"reflect"
+	"slices"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 )
 
-// UNetConfig sizes the guide's SimpleUNet.
+// UNetConfig sizes the U-Net. Its zero values beyond the first four fields are the guide's
+// SimpleUNet, so a checkpoint written before those fields existed describes the same network.
 type UNetConfig struct {
 	ImageChannels int // 1 for MNIST and Fashion-MNIST
 	BaseChannels  int // 64 in the guide; a multiple of 8 (GroupNorm uses 8 groups)
 	TimeEmbDim    int // 256 in the guide; even
 	NumClasses    int // > 0 makes the model class-conditional (plus one "null" class for guidance)
+
+	// ChannelMult gives each level's width as a multiple of BaseChannels; nil is the guide's
+	// [1, 2]. Level i works at H/2^i, the bottleneck at H/2^L with the last level's width.
+	ChannelMult []int `json:",omitempty"`
+	// ResBlocks is the number of blocks per level (down, up and bottleneck); 0 means 1. The
+	// blocks after a level's first are residual: h + block(h).
+	ResBlocks int `json:",omitempty"`
+	// Attention lists the resolutions (28, 14, 7 at the guide's depth) after whose every block
+	// a self-attention block is added.
+	Attention []int `json:",omitempty"`
+	// AttentionHeads is the head count of the attention blocks; 0 means DefaultAttentionHeads.
+	AttentionHeads int `json:",omitempty"`
+	// Activation is "silu" (the guide's, also "") | "gelu" | "relu" | "mish", used everywhere
+	// the guide uses SiLU.
+	Activation string `json:",omitempty"`
+	// Dropout is the probability of dropping a feature in every block, between its two
+	// convolutions; it acts in training passes only (ForwardT with train set).
+	Dropout float64 `json:",omitempty"`
+	// Prediction is what the network's output means: "eps" (also "") or "v" (prediction.go).
+	Prediction string `json:",omitempty"`
 }
 
-// UNet is the guide's SimpleUNet: a timestep-conditioned U-Net that predicts the noise ε in x_t.
+// DefaultAttentionHeads is the head count of an attention block when UNetConfig gives none.
+const DefaultAttentionHeads = 4
+
+// guideChannelMult is the guide's SimpleUNet: C at full resolution, 2C at half and below.
+var guideChannelMult = []int{1, 2}
+
+// compact returns c with every value that equals the guide's default replaced by the zero
+// value, so that two configs of one network compare equal and the checkpoint state of a guide
+// U-Net reads as it always did.
+func (c UNetConfig) compact() UNetConfig {
+	if slices.Equal(c.ChannelMult, guideChannelMult) || len(c.ChannelMult) == 0 {
+		c.ChannelMult = nil
+	}
+	if c.ResBlocks == 1 {
+		c.ResBlocks = 0
+	}
+	if len(c.Attention) == 0 {
+		c.Attention, c.AttentionHeads = nil, 0 // the head count means nothing without attention
+	}
+	if c.AttentionHeads == DefaultAttentionHeads {
+		c.AttentionHeads = 0
+	}
+	if c.Activation == "silu" {
+		c.Activation = ""
+	}
+	if c.Prediction == PredictEps {
+		c.Prediction = ""
+	}
+	return c
+}
+
+// Equal reports whether c and o describe the same network (defaults spelt out or not).
+func (c UNetConfig) Equal(o UNetConfig) bool { return reflect.DeepEqual(c.compact(), o.compact()) }
+
+// widths returns the channels of each level and of the bottleneck (last), from ChannelMult.
+func (c UNetConfig) widths() []int64 {
+	mult := c.ChannelMult
+	if len(mult) == 0 {
+		mult = guideChannelMult
+	}
+	w := make([]int64, 0, len(mult)+1)
+	for _, k := range mult {
+		w = append(w, int64(c.BaseChannels*k))
+	}
+	return append(w, w[len(w)-1])
+}
+
+// UNet is the guide's SimpleUNet, generalised to any number of levels, blocks per level and
+// optional self-attention; its default configuration is the guide's network exactly:
 //
 //	x (B,1,28,28) ─ initConv ─ down1 ─┬─ pool ─ down2 ─┬─ pool ─ bottleneck ─ up1 ─ up2 ─ finalConv ─ ε̂ (B,1,28,28)
 //	                       (B,C,28,28)│      (B,2C,14,14)│          (B,2C,7,7)  ↑      ↑
 //	                                  └──────── skip1 ───┼──────────────────────┼──────┘
 //	                                                     └──────── skip2 ───────┘
 //
+// Each level of the down path (down1, down2, …) runs its blocks and hands its output to the up
+// path as a skip connection, then halves the resolution. The bottleneck runs at the lowest
+// resolution. Each level of the up path (up1 is the lowest) doubles the resolution with a
+// transposed convolution, concatenates the skip of its level and runs its blocks.
+//
 // The timestep t goes through a sinusoidal embedding and an MLP, and every block adds a learned
 // projection of it to its features. A conditional model adds a class embedding to it as well.
 type UNet struct {
 	Config UNetConfig
 
+	act                activation
+	dropout            float64
 	timeMLP1, timeMLP2 linear
 	classEmbedding     *ts.Tensor // (NumClasses+1, TimeEmbDim); row NumClasses is "no class"
 	initConv           conv2d
-	down1, down2       block
-	bottleneck         block
-	up1, up2           upBlock
+	down               []level // full resolution first
+	bottleneck         level
+	up                 []upLevel // lowest resolution first
 	finalConv          conv2d
+	compute            Compute // precision and layout of its passes (SetCompute, precision.go)
 }
 
-// NewUNet creates the model's parameters under p.
+// level is the blocks of one resolution, each followed by its attention block when the level
+// has attention (attention[j] is nil otherwise).
+type level struct {
+	blocks    []block
+	attention []*attention
+}
+
+// upLevel doubles the resolution, concatenates the skip connection, then runs its level.
+type upLevel struct {
+	upsample convTranspose2d
+	level
+}
+
+// NewUNet creates the model's parameters under p. Parameters are named by their place in the
+// guide's network (down1.conv1.weight, up1.upsample.bias, …); extra blocks of a level are
+// down1_2, down1_3, …, and an attention block sits under its block as down2.attn.
 func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	if cfg.BaseChannels < 8 || cfg.BaseChannels%8 != 0 {
 		return nil, fmt.Errorf("unet: base channels must be a positive multiple of 8, got %d", cfg.BaseChannels)
@@ -49,37 +144,118 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	if cfg.ImageChannels < 1 {
 		cfg.ImageChannels = 1
 	}
+	cfg = cfg.compact()
+	act, err := activationFor(cfg.Activation)
+	if err != nil {
+		return nil, err
+	}
+	if !(cfg.Dropout >= 0 && cfg.Dropout < 1) {
+		return nil, fmt.Errorf("unet: dropout must be in [0, 1), got %g", cfg.Dropout)
+	}
+	if cfg.Prediction != "" && cfg.Prediction != PredictV {
+		return nil, fmt.Errorf("unet: unknown prediction %q (want %q or %q)", cfg.Prediction, PredictEps, PredictV)
+	}
+	if slices.ContainsFunc(cfg.ChannelMult, func(k int) bool { return k < 1 }) {
+		return nil, fmt.Errorf("unet: channel multipliers must be >= 1, got %v", cfg.ChannelMult)
+	}
+	blocks := max(1, cfg.ResBlocks)
+	heads := int64(cmp.Or(cfg.AttentionHeads, DefaultAttentionHeads))
+	widths := cfg.widths() // per level, then the bottleneck
+	levels := len(widths) - 1
+	resolutions := levelResolutions(levels)
+	for _, r := range cfg.Attention {
+		if !slices.Contains(resolutions, r) {
+			return nil, fmt.Errorf("unet: no level at resolution %d (have %v)", r, resolutions)
+		}
+	}
 	c, d := int64(cfg.BaseChannels), int64(cfg.TimeEmbDim)
 	var b builder
-	m := &UNet{Config: cfg}
+	m := &UNet{Config: cfg, act: act, dropout: cfg.Dropout}
 	m.timeMLP1 = b.linear(p.Sub("time_mlp1"), d, d)
 	m.timeMLP2 = b.linear(p.Sub("time_mlp2"), d, d)
 	if cfg.NumClasses > 0 {
 		m.classEmbedding = b.param(p.Sub("class_embedding"), "weight", []int64{int64(cfg.NumClasses) + 1, d}, nn.NewRandnInit(0, 1))
 	}
 	m.initConv = b.conv2d(p.Sub("init_conv"), int64(cfg.ImageChannels), c, 3)
-	m.down1 = b.block(p.Sub("down1"), c, c, d)
-	m.down2 = b.block(p.Sub("down2"), c, 2*c, d)
-	m.bottleneck = b.block(p.Sub("bottleneck"), 2*c, 2*c, d)
-	m.up1 = b.upBlock(p.Sub("up1"), 2*c, 2*c, 2*c, d) // 7→14, concat skip2 (2C)
-	m.up2 = b.upBlock(p.Sub("up2"), 2*c, c, c, d)     // 14→28, concat skip1 (C)
-	m.finalConv = b.conv2dK(p.Sub("final_conv"), c, int64(cfg.ImageChannels), 1, 0)
+	// newLevel builds the blocks of one resolution: the first maps in to out channels, the
+	// others out to out.
+	newLevel := func(name string, resolution int, in, out int64) level {
+		attend := slices.Contains(cfg.Attention, resolution)
+		var lv level
+		for j := range blocks {
+			bp := p.Sub(blockName(name, j))
+			if j > 0 {
+				in = out
+			}
+			lv.blocks = append(lv.blocks, b.block(bp, in, out, d))
+			var a *attention
+			if attend {
+				if out%heads != 0 {
+					b.fail(fmt.Errorf("%s: %d attention heads do not divide %d channels", name, heads, out))
+				}
+				a = b.attention(bp.Sub("attn"), out, heads)
+			}
+			lv.attention = append(lv.attention, a)
+		}
+		return lv
+	}
+	in := c
+	for i := range levels {
+		m.down = append(m.down, newLevel(fmt.Sprintf("down%d", i+1), resolutions[i], in, widths[i]))
+		in = widths[i]
+	}
+	m.bottleneck = newLevel("bottleneck", resolutions[levels], widths[levels], widths[levels])
+	x := widths[levels] // channels coming up from below
+	for k := range levels {
+		i := levels - 1 - k // the level this up block returns to
+		name := fmt.Sprintf("up%d", k+1)
+		u := upLevel{upsample: b.convTranspose2d(p.Sub(name).Sub("upsample"), x, x)}
+		u.level = newLevel(name, resolutions[i], x+widths[i], widths[i]) // concat the skip (widths[i])
+		m.up = append(m.up, u)
+		x = widths[i]
+	}
+	m.finalConv = b.conv2dK(p.Sub("final_conv"), widths[0], int64(cfg.ImageChannels), 1, 0)
 	if b.err != nil {
 		return nil, fmt.Errorf("unet: create parameters: %w", b.err)
 	}
 	return m, nil
 }
 
-// Forward predicts ε̂ = ε_θ(x_t, t[, y]). x is (B,C,28,28) float, t is (B) int64 in 0..T-1 and y is
-// (B) int64 class labels (NumClasses means "no class"), or nil for unconditional models.
-// The returned tensor is owned by the caller.
-func (m *UNet) Forward(x, t, y *ts.Tensor) (*ts.Tensor, error) {
-	var s scope
+// levelResolutions is the side of each level of a U-Net with levels levels on 28×28 images,
+// then the bottleneck's: 28, 14, 7 for the guide's.
+func levelResolutions(levels int) []int {
+	r := make([]int, levels+1)
+	for i := range r {
+		r[i] = 28 >> i
+	}
+	return r
+}
+
+// blockName is the parameter path of block j of a level: the level's name for the first (as
+// in the guide's network), then name_2, name_3, ….
+func blockName(name string, j int) string {
+	if j == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s_%d", name, j+1)
+}
+
+// Forward predicts ε̂ = ε_θ(x_t, t[, y]) (or v̂, for a v-prediction model) in evaluation mode:
+// no dropout, so the output is a deterministic function of the weights. See ForwardT.
+func (m *UNet) Forward(x, t, y *ts.Tensor) (*ts.Tensor, error) { return m.ForwardT(x, t, y, false) }
+
+// ForwardT runs the network; train turns dropout on (training passes only). x is
+// (B,C,28,28) float, t is (B) int64 in 0..T-1 and y is (B) int64 class labels (NumClasses
+// means "no class"), or nil for unconditional models. The returned tensor is owned by the
+// caller.
+func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
+	s := scope{compute: m.compute}
 	defer s.drop()
+	f := forwardPass{s: &s, net: m, train: train}
 
 	// Time embedding: sinusoidal features, then an MLP (Linear, SiLU, Linear).
 	emb := s.sinusoidalEmbedding(t, m.Config.TimeEmbDim) // (B, D)
-	emb = m.timeMLP2.forward(&s, s.silu(m.timeMLP1.forward(&s, emb)))
+	emb = m.timeMLP2.forward(&s, m.act(&s, m.timeMLP1.forward(&s, emb)))
 	if m.classEmbedding != nil {
 		if y == nil {
 			return nil, fmt.Errorf("unet: conditional model needs class labels")
@@ -87,20 +263,49 @@ func (m *UNet) Forward(x, t, y *ts.Tensor) (*ts.Tensor, error) {
 		// Class conditioning: add a learned class vector to the time embedding (the guide's hint).
 		emb = s.add(emb, s.do(ts.Embedding(m.classEmbedding, y, -1, false, false)))
 	}
+	f.emb = emb
 
-	h := m.initConv.forward(&s, x)       // (B, C, 28, 28)
-	skip1 := m.down1.forward(&s, h, emb) // (B, C, 28, 28)
-	h = s.maxPool2(skip1)                // (B, C, 14, 14)
-	skip2 := m.down2.forward(&s, h, emb) // (B, 2C, 14, 14)
-	h = s.maxPool2(skip2)                // (B, 2C, 7, 7)
-	h = m.bottleneck.forward(&s, h, emb) // (B, 2C, 7, 7)
-	h = m.up1.forward(&s, h, skip2, emb) // (B, 2C, 14, 14)
-	h = m.up2.forward(&s, h, skip1, emb) // (B, C, 28, 28)
-	out := m.finalConv.forward(&s, h)    // (B, 1, 28, 28)
+	h := m.initConv.forward(&s, x) // (B, C, 28, 28)
+	skips := make([]*ts.Tensor, len(m.down))
+	for i, lv := range m.down {
+		skips[i] = f.level(lv, h) // (B, C·mult[i], 28/2^i, 28/2^i)
+		h = s.maxPool2(skips[i])  // halve the resolution
+	}
+	h = f.level(m.bottleneck, h) // (B, C·mult[L−1], 28/2^L, 28/2^L)
+	for k, u := range m.up {
+		skip := skips[len(skips)-1-k]
+		h = u.upsample.forward(&s, h)           // double the resolution
+		h = f.level(u.level, s.cat(1, h, skip)) // (B, C·mult[i], 28/2^i, 28/2^i)
+	}
+	out := s.fp32(m.finalConv.forward(&s, h)) // (B, 1, 28, 28), fp32 for the loss and the samplers
 	if s.err != nil {
 		return nil, fmt.Errorf("unet forward: %w", s.err)
 	}
 	return s.release(out), nil
+}
+
+// forwardPass holds what every block of one forward pass needs.
+type forwardPass struct {
+	s     *scope
+	net   *UNet
+	emb   *ts.Tensor // (B, D) time (and class) embedding
+	train bool
+}
+
+// level runs a level's blocks, each followed by its attention block if it has one; the blocks
+// after the first are residual.
+func (f forwardPass) level(lv level, h *ts.Tensor) *ts.Tensor {
+	for j, b := range lv.blocks {
+		out := b.forward(f, h)
+		if j > 0 {
+			out = f.s.add(h, out) // h + block(h): extra depth that starts near the identity path
+		}
+		h = out
+		if a := lv.attention[j]; a != nil {
+			h = a.forward(f.s, h)
+		}
+	}
+	return h
 }
 
 // sinusoidalEmbedding maps integer timesteps (B) to (B, dim) features: for i < dim/2,
@@ -138,18 +343,19 @@ func (s *scope) maxPool2(x *ts.Tensor) *ts.Tensor {
 	return s.do(x.MaxPool2d([]int64{2, 2}, []int64{2, 2}, []int64{0, 0}, []int64{1, 1}, false, false))
 }
 
-// block is the guide's DownBlock (also used as the bottleneck):
-// h = SiLU(GN(conv1(x))) + W_t·SiLU(emb); out = SiLU(GN(conv2(h))).
+// block is the guide's DownBlock (also used as the bottleneck), with SiLU as the default
+// activation act: h = act(GN(conv1(x))) + W_t·act(emb); out = act(GN(conv2(dropout(h)))).
 type block struct {
 	conv1, conv2 conv2d
 	norm1, norm2 groupNorm
 	timeMLP      linear
 }
 
-func (b block) forward(s *scope, x, emb *ts.Tensor) *ts.Tensor {
-	h := s.silu(b.norm1.forward(s, b.conv1.forward(s, x)))
+func (b block) forward(f forwardPass, x *ts.Tensor) *ts.Tensor {
+	s, act := f.s, f.net.act
+	h := act(s, b.norm1.forward(s, b.conv1.forward(s, x)))
 	// Inject the timestep: project the embedding to this block's channels, broadcast over H×W.
-	t := b.timeMLP.forward(s, s.silu(emb)) // (B, C_out)
+	t := b.timeMLP.forward(s, act(s, f.emb)) // (B, C_out)
 	if s.failed(t) {
 		return nil
 	}
@@ -159,19 +365,10 @@ func (b block) forward(s *scope, x, emb *ts.Tensor) *ts.Tensor {
 		return nil
 	}
 	h = s.add(h, s.view(t, size[0], size[1], 1, 1))
-	return s.silu(b.norm2.forward(s, b.conv2.forward(s, h)))
-}
-
-// upBlock is the guide's UpBlock: upsample ×2 with a transposed convolution, concatenate the
-// skip connection on channels, then a block.
-type upBlock struct {
-	upsample convTranspose2d
-	block
-}
-
-func (u upBlock) forward(s *scope, x, skip, emb *ts.Tensor) *ts.Tensor {
-	h := u.upsample.forward(s, x)
-	return u.block.forward(s, s.cat(1, h, skip), emb)
+	if f.train && f.net.dropout > 0 {
+		h = s.dropout(h, f.net.dropout)
+	}
+	return act(s, b.norm2.forward(s, b.conv2.forward(s, h)))
 }
 
 // Layers hold only parameters; their forward methods are the matching libtorch functions.
@@ -179,10 +376,11 @@ func (u upBlock) forward(s *scope, x, skip, emb *ts.Tensor) *ts.Tensor {
 type linear struct{ weight, bias *ts.Tensor } // weight (out, in)
 
 func (l linear) forward(s *scope, x *ts.Tensor) *ts.Tensor {
-	if s.failed(x) {
+	x, w, b := s.lowp(x), s.lowp(l.weight), s.lowp(l.bias) // bf16 in a bf16 pass (precision.go)
+	if s.failed(x, w, b) {
 		return nil
 	}
-	return s.do(ts.Linear(x, l.weight, l.bias))
+	return s.do(ts.Linear(x, w, b))
 }
 
 type conv2d struct {
@@ -191,19 +389,21 @@ type conv2d struct {
 }
 
 func (c conv2d) forward(s *scope, x *ts.Tensor) *ts.Tensor {
-	if s.failed(x) {
+	x, w, b := s.convIn(x), s.convIn(c.weight), s.lowp(c.bias) // bf16 and/or NHWC (precision.go)
+	if s.failed(x, w, b) {
 		return nil
 	}
-	return s.do(ts.Conv2d(x, c.weight, c.bias, []int64{1, 1}, []int64{c.padding, c.padding}, []int64{1, 1}, 1))
+	return s.do(ts.Conv2d(x, w, b, []int64{1, 1}, []int64{c.padding, c.padding}, []int64{1, 1}, 1))
 }
 
 type convTranspose2d struct{ weight, bias *ts.Tensor } // (in, out, 2, 2), stride 2
 
 func (c convTranspose2d) forward(s *scope, x *ts.Tensor) *ts.Tensor {
-	if s.failed(x) {
+	x, w, b := s.convIn(x), s.convIn(c.weight), s.lowp(c.bias)
+	if s.failed(x, w, b) {
 		return nil
 	}
-	return s.do(ts.ConvTranspose2d(x, c.weight, c.bias, []int64{2, 2}, []int64{0, 0}, []int64{0, 0}, 1, []int64{1, 1}))
+	return s.do(ts.ConvTranspose2d(x, w, b, []int64{2, 2}, []int64{0, 0}, []int64{0, 0}, 1, []int64{1, 1}))
 }
 
 type groupNorm struct{ weight, bias *ts.Tensor }
@@ -212,6 +412,7 @@ type groupNorm struct{ weight, bias *ts.Tensor }
 const groupNormGroups = 8
 
 func (g groupNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
+	x = s.fp32(x) // normalisation statistics in fp32, also in a bf16 pass
 	if s.failed(x) {
 		return nil
 	}
@@ -263,14 +464,6 @@ func (b *builder) block(p *nn.Path, in, out, embDim int64) block {
 		conv1: b.conv2d(p.Sub("conv1"), in, out, 3), conv2: b.conv2d(p.Sub("conv2"), out, out, 3),
 		norm1: b.groupNorm(p.Sub("norm1"), out), norm2: b.groupNorm(p.Sub("norm2"), out),
 		timeMLP: b.linear(p.Sub("time_mlp"), embDim, out),
-	}
-}
-
-// upBlock: x has xChannels, the skip has skipChannels; the block maps their concatenation to out.
-func (b *builder) upBlock(p *nn.Path, xChannels, skipChannels, out, embDim int64) upBlock {
-	return upBlock{
-		upsample: b.convTranspose2d(p.Sub("upsample"), xChannels, xChannels),
-		block:    b.block(p, xChannels+skipChannels, out, embDim),
 	}
 }
 

@@ -55,7 +55,7 @@ func commands() []command {
 	return []command{
 		{name: "run", summary: "train, sample and evaluate one config", usage: "CONFIG [--set key=value ...] [flags]", run: runRun},
 		{name: "sweep", summary: "run every config of a sweep file, then write its report", usage: "FILE [--dry-run] [--jobs N] [--scale quick|full] [--set key=value ...] [flags]", run: runSweep},
-		{name: "report", summary: "rebuild a sweep's HTML comparison report from the store", usage: "SWEEP", run: runReport},
+		{name: "report", summary: "rebuild a sweep's HTML comparison report from the store", usage: "SWEEP | --compare A B", run: runReport},
 		{name: "rerun", summary: "run a recorded config again from its hash", usage: "HASH [--verify]", run: runRerun},
 		{name: "list", summary: "list runs in the store", usage: "[--sweep S] [--status STATE]", run: runList},
 		{name: "show", summary: "show one run: status, key parameters, losses, files", usage: "HASH", run: runShow},
@@ -66,6 +66,7 @@ func commands() []command {
 		{name: "visualize", summary: "draw the forward-diffusion grid of a dataset", usage: "[--dataset NAME] [--out FILE]", run: runVisualize},
 		{name: "status", summary: "show a sweep's runs: store state merged with Slurm's", usage: "SWEEP", run: runStatus},
 		{name: "data", summary: "locate or download datasets", usage: "locate|download NAME", run: runData},
+		{name: "verify", summary: "check every run folder against its status; repair stale locks and abandoned runs", usage: "[--dry-run]", run: runVerify},
 		{name: "_run-one", summary: "execute one run (used by sweep executors)", usage: "--store DIR HASH", hidden: true, run: runOne},
 	}
 }

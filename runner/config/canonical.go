@@ -17,6 +17,10 @@ import (
 // the same bytes), no spaces. data.dir and [runtime] are left out. The hash is the SHA-256 of
 // exactly these bytes, and the run store keeps them as canonical.json.
 //
+// Keys added after the first runs were stored (the recipe and architecture keys, tagged
+// canonical:"omitdefault") are left out while they hold their default value, so a config that
+// does not use them has the bytes, and so the hash, it had before they existed.
+//
 // A sampling-only config (sample.from_run set) is keyed by the source run's hash plus its own
 // seed, [sample] and [eval]: the rest is the source run's and is left out. An empty
 // sample.from_run is left out too, so ordinary configs hash as they always did.
@@ -27,8 +31,9 @@ func (c Config) Canonical() []byte {
 	// Group the hashed keys by table; both levels are then written in sorted order.
 	top := map[string]string{}             // top-level key -> JSON value
 	tabs := map[string]map[string]string{} // table -> key -> JSON value
+	def := Default()
 	for _, f := range fields {
-		if !f.hashed || !c.inIdentity(f.key) {
+		if !f.hashed || !c.inIdentity(f.key) || c.omittedAtDefault(f, def) {
 			continue
 		}
 		v, _ := c.Get(f.key)
@@ -50,6 +55,19 @@ func (c Config) Canonical() []byte {
 	var b strings.Builder
 	writeObject(&b, top)
 	return []byte(b.String())
+}
+
+// omittedAtDefault reports whether f is a key added after runs were first stored (tag
+// canonical:"omitdefault") that has its default value in c: such a key is left out of the
+// canonical form, so adding it renamed no run. Set to anything else, it is written like any
+// other key.
+func (c Config) omittedAtDefault(f field, def Config) bool {
+	if !f.omitDefault {
+		return false
+	}
+	v, _ := c.Get(f.key)
+	d, _ := def.Get(f.key)
+	return v == d
 }
 
 // inIdentity reports whether a hashed key is part of this config's identity.
@@ -227,7 +245,7 @@ func (c Config) Explain() string {
 	fmt.Fprintf(&b, "hash %s (short %s)\n", c.Hash(), c.Hash().Short())
 	b.WriteString("= SHA-256 of the canonical JSON of these keys (* = not the default):\n")
 	def := Default()
-	var excluded []string
+	var excluded, atDefault []string
 	for _, f := range fields {
 		v, _ := c.Get(f.key)
 		d, _ := def.Get(f.key)
@@ -236,11 +254,20 @@ func (c Config) Explain() string {
 			mark = "*"
 		}
 		line := fmt.Sprintf("  %s %-24s = %s\n", mark, f.key, tomlValue(v))
-		if !f.hashed || !c.inIdentity(f.key) {
+		switch {
+		case !f.hashed || !c.inIdentity(f.key):
 			excluded = append(excluded, line)
-			continue
+		case c.omittedAtDefault(f, def):
+			atDefault = append(atDefault, line)
+		default:
+			b.WriteString(line)
 		}
-		b.WriteString(line)
+	}
+	if len(atDefault) > 0 {
+		b.WriteString("hashed only when not the default (keys added after the first stores; left out at their defaults so older runs keep their hashes):\n")
+		for _, l := range atDefault {
+			b.WriteString(l)
+		}
 	}
 	if c.SamplingOnly() {
 		b.WriteString("not hashed (a sampling-only run takes data, model, diffusion and train from run " + c.Sample.FromRun + "; data.dir and runtime never count):\n")

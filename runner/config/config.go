@@ -38,10 +38,23 @@ type Data struct {
 }
 
 // Model sizes the U-Net.
+//
+// Keys tagged canonical:"omitdefault" (here, in Diffusion and in Train) were added after the
+// first stores were written: at their default value they are left out of the canonical form,
+// so every older run keeps its hash. Keys tagged list:"…" hold a list of integers, kept as a
+// canonical string ("7,14"); a TOML list ([7, 14]) or a single integer is accepted too.
 type Model struct {
 	BaseChannels int  `toml:"base_channels"` // multiple of 8 (GroupNorm with 8 groups)
 	TimeEmbDim   int  `toml:"time_emb_dim"`  // even: half sines, half cosines
 	Conditional  bool `toml:"conditional"`   // class-conditional (classifier-free guidance)
+	// ChannelMult gives each level's width as a multiple of base_channels ("1,2" is the
+	// guide's: C at 28×28, 2C at 14×14, and the bottleneck at 7×7 at the last level's width).
+	ChannelMult    string  `toml:"channel_mult" list:"seq" canonical:"omitdefault"`
+	ResBlocks      int     `toml:"res_blocks" canonical:"omitdefault"`           // blocks per level, down and up
+	Attention      string  `toml:"attention" list:"set" canonical:"omitdefault"` // resolutions with self-attention; "" = none
+	AttentionHeads int     `toml:"attention_heads" canonical:"omitdefault"`      // heads of each attention block
+	Activation     string  `toml:"activation" canonical:"omitdefault"`           // "silu" | "gelu" | "relu" | "mish"
+	Dropout        float64 `toml:"dropout" canonical:"omitdefault"`              // in each block, between the convolutions; training only
 }
 
 // Diffusion sets the forward process.
@@ -50,6 +63,9 @@ type Diffusion struct {
 	Schedule  string  `toml:"schedule"`   // "linear" | "cosine"
 	BetaStart float64 `toml:"beta_start"` // linear schedule only
 	BetaEnd   float64 `toml:"beta_end"`   // linear schedule only
+	// Prediction is what the network predicts: "eps" (the noise ε, Ho et al.) or "v"
+	// (v = √ᾱ·ε − √(1 − ᾱ)·x_0, Salimans & Ho 2022).
+	Prediction string `toml:"prediction" canonical:"omitdefault"`
 }
 
 // Train sets the optimisation.
@@ -63,17 +79,34 @@ type Train struct {
 	PUncond         float64 `toml:"p_uncond"`         // label dropout for conditional models
 	CheckpointEvery int     `toml:"checkpoint_every"` // epochs; 0 = only the last
 	SampleEvery     int     `toml:"sample_every"`     // epochs between sample grids; 0 = never
+
+	LRSchedule       string  `toml:"lr_schedule" canonical:"omitdefault"`       // "constant" | "cosine" | "linear", after the warm-up
+	WarmupSteps      int     `toml:"warmup_steps" canonical:"omitdefault"`      // linear warm-up of the lr from 0; 0 = none
+	LossWeighting    string  `toml:"loss_weighting" canonical:"omitdefault"`    // "none" | "min_snr"
+	MinSNRGamma      float64 `toml:"min_snr_gamma" canonical:"omitdefault"`     // γ of Min-SNR-γ weighting
+	TimestepSampling string  `toml:"timestep_sampling" canonical:"omitdefault"` // "uniform" | "stratified"
+	EMAPower         float64 `toml:"ema_power" canonical:"omitdefault"`         // > 0: decay min(ema_decay, 1 − (1 + n)^−power); 0 = off
+	EMAEvery         int     `toml:"ema_every" canonical:"omitdefault"`         // optimizer steps between EMA updates
+	EMAStart         int     `toml:"ema_start" canonical:"omitdefault"`         // optimizer steps before averaging starts
+	// Precision is the arithmetic of the U-Net's convolutions and matrix products while
+	// training: "fp32" | "bf16" (mixed precision: the weights and Adam's moments stay fp32).
+	Precision string `toml:"precision" canonical:"omitdefault"`
 }
 
 // Sample sets how the final images are generated.
 type Sample struct {
-	Sampler   string  `toml:"sampler"` // "ddpm" | "ddim"
+	Sampler   string  `toml:"sampler"` // "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde"
 	Steps     int     `toml:"steps"`   // 0 = all timesteps
 	Eta       float64 `toml:"eta"`     // DDIM eta
 	NumImages int     `toml:"num_images"`
 	Guidance  float64 `toml:"guidance"` // classifier-free guidance weight; conditional models only
 	UseEMA    bool    `toml:"use_ema"`
 	ClipX0    bool    `toml:"clip_x0"` // clamp the predicted x_0 to [-1, 1] at every step
+	// Spacing is the sampler's timestep grid: "trailing" | "logsnr" | "karras".
+	Spacing string `toml:"spacing" canonical:"omitdefault"`
+	// Precision is the U-Net's arithmetic while sampling and evaluating, as train.precision:
+	// "fp32" | "bf16"; the sampler's own arithmetic is always fp32.
+	Precision string `toml:"precision" canonical:"omitdefault"`
 	// FromRun makes a sampling-only run: the hash of a trained run whose last checkpoint is
 	// sampled and evaluated, with no training. Its data, model, diffusion and train settings
 	// are the source run's.
@@ -96,11 +129,12 @@ func Default() Config {
 	return Config{
 		Seed:      0,
 		Data:      Data{Dataset: "mnist"},
-		Model:     Model{BaseChannels: 64, TimeEmbDim: 256},
-		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02},
+		Model:     Model{BaseChannels: 64, TimeEmbDim: 256, ChannelMult: "1,2", ResBlocks: 1, AttentionHeads: 4, Activation: "silu"},
+		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02, Prediction: "eps"},
 		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,
-			CheckpointEvery: 5, SampleEvery: 1},
-		Sample:  Sample{Sampler: "ddpm", NumImages: 64, UseEMA: true, ClipX0: true},
+			CheckpointEvery: 5, SampleEvery: 1,
+			LRSchedule: "constant", LossWeighting: "none", MinSNRGamma: 5, TimestepSampling: "uniform", EMAEvery: 1, Precision: "fp32"},
+		Sample:  Sample{Sampler: "ddpm", Spacing: "trailing", Precision: "fp32", NumImages: 64, UseEMA: true, ClipX0: true},
 		Runtime: Runtime{Device: "auto"},
 	}
 }
@@ -111,6 +145,12 @@ type field struct {
 	index  []int  // reflect field index from Config
 	kind   reflect.Kind
 	hashed bool
+	// omitDefault leaves the key out of the canonical form while it has its default value
+	// (tag canonical:"omitdefault"): keys added after runs were stored must not rename them.
+	omitDefault bool
+	// list is "seq" (an ordered list of integers) or "set" (order does not matter; kept
+	// sorted) for string keys holding a list (tag list:"…"), else "".
+	list string
 }
 
 // fields lists every key in declaration order; it is derived from the struct tags once.
@@ -127,7 +167,8 @@ var fields, fieldByKey = func() ([]field, map[string]field) {
 				walk(sf.Type, key+".", idx, h)
 				continue
 			}
-			fs = append(fs, field{key: key, index: idx, kind: sf.Type.Kind(), hashed: h})
+			fs = append(fs, field{key: key, index: idx, kind: sf.Type.Kind(), hashed: h,
+				omitDefault: sf.Tag.Get("canonical") == "omitdefault", list: sf.Tag.Get("list")})
 		}
 	}
 	walk(reflect.TypeFor[Config](), "", nil, true)
@@ -239,6 +280,14 @@ func (c *Config) setValue(key string, v any) *FieldError {
 			return bad("a number")
 		}
 	case reflect.String:
+		if f.list != "" {
+			s, ok := listString(v, f.list == "set")
+			if !ok {
+				return bad(`a list of integers ("7,14" or [7, 14])`)
+			}
+			dst.SetString(s)
+			break
+		}
 		s, ok := v.(string)
 		if !ok {
 			return bad("a string")

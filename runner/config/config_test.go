@@ -142,6 +142,9 @@ func TestHashChanges(t *testing.T) {
 			nv = x*2 + 0.5
 		case string:
 			nv = x + "x"
+			if fieldByKey[k].list != "" {
+				nv = "8" // a list key takes integers only
+			}
 		case bool:
 			nv = !x
 		}

@@ -13,12 +13,15 @@ const (
 	MaxNumImages = 4096
 )
 
-// Datasets, Schedules, Samplers and Devices list the accepted values of the string keys.
+// Datasets, Schedules, Samplers, Spacings and Devices list the accepted values of the string keys.
 var (
 	Datasets  = []string{"mnist", "fashion_mnist"}
 	Schedules = []string{"linear", "cosine"}
-	Samplers  = []string{"ddpm", "ddim"}
+	Samplers  = []string{"ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde"}
+	Spacings  = []string{"trailing", "logsnr", "karras"}
 	Devices   = []string{"auto", "cpu", "cuda"}
+	// Precisions are the values of train.precision and sample.precision.
+	Precisions = []string{"fp32", "bf16"}
 )
 
 // Validate checks ranges and cross-field rules and returns every problem at once, as an
@@ -82,9 +85,13 @@ func (c Config) Validate() error {
 	}
 	atLeast(&e, "train.checkpoint_every", t.CheckpointEvery, 0)
 	atLeast(&e, "train.sample_every", t.SampleEvery, 0)
+	c.validateRecipe(&e) // the model's architecture keys, diffusion.prediction and the training recipe
+	oneOf(&e, "train.precision", t.Precision, Precisions)
 
 	s := c.Sample
 	oneOf(&e, "sample.sampler", s.Sampler, Samplers)
+	oneOf(&e, "sample.spacing", s.Spacing, Spacings)
+	oneOf(&e, "sample.precision", s.Precision, Precisions)
 	if s.FromRun != "" && !isHex(s.FromRun, 4, 64) {
 		e.add("sample.from_run", "must be a run hash (4 to 64 hex digits, see `runner list`), got %q", s.FromRun)
 	}

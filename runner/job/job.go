@@ -43,6 +43,10 @@ type Options struct {
 	Log         zerolog.Logger // the run's structured log
 	Threads     int            // libtorch intra-op threads; 0 = leave libtorch's default
 	CodeVersion string
+	// CheckpointHook, if not nil, is called between the steps of every checkpoint write
+	// (ddpm.Checkpoints.Hook). The child reads it from the environment for the
+	// fault-injection tests; nil otherwise.
+	CheckpointHook func(stage string)
 }
 
 // ErrInterrupted is returned when the context was cancelled (SIGINT/SIGTERM); a checkpoint was
@@ -70,12 +74,16 @@ func Run(ctx context.Context, opts Options) error {
 
 type run struct {
 	Options
-	dir    string
-	cfg    config.Config
-	device gotch.Device
+	dir       string
+	cfg       config.Config
+	device    gotch.Device
+	precision precision // how the U-Nets compute (precision.go)
 
 	loss   []store.LossRow
 	epochs []store.EpochRow
+	// resumed is the state of the checkpoint this attempt resumed from (zero when it
+	// started from epoch 1).
+	resumed ddpm.CheckpointState
 
 	// For standalone sampling (runner sample): the start-noise seed (0 = GridSeed) and the
 	// class of each image of a conditional model (nil = one row per class).
@@ -105,11 +113,10 @@ func (r *run) execute(ctx context.Context) error {
 	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
 		return err
 	}
-	var sourceCheckpoint string
+	var source, sourceCheckpoint string
 	if r.cfg.SamplingOnly() {
 		// A sampling-only run: the model, data and schedule are the source run's.
-		source, err := r.Store.Resolve(r.cfg.Sample.FromRun)
-		if err != nil {
+		if source, err = r.Store.Resolve(r.cfg.Sample.FromRun); err != nil {
 			return fmt.Errorf("sample.from_run: %w", err)
 		}
 		raw, err := os.ReadFile(r.Store.Path(source, "config.toml"))
@@ -124,7 +131,9 @@ func (r *run) execute(ctx context.Context) error {
 		if err := r.cfg.Validate(); err != nil {
 			return err
 		}
-		sourceCheckpoint = r.Store.Path(source, filepath.Join("checkpoints", "last.ckpt"))
+		if sourceCheckpoint, err = r.latestCheckpoint(r.Store.RunDir(source)); err != nil {
+			return fmt.Errorf("sample.from_run: %w", err)
+		}
 	}
 	cfg := r.cfg
 	if r.device, err = pickDevice(cfg.Runtime.Device); err != nil {
@@ -133,10 +142,13 @@ func (r *run) execute(ctx context.Context) error {
 	if r.Threads > 0 {
 		ddpm.SetNumThreads(r.Threads)
 	}
+	if r.precision, err = runPrecision(cfg, cfg.Train.Epochs > 0 && !cfg.SamplingOnly(), r.device, ddpm.CPUHasBF16(), os.Getenv(BF16EmulatedEnv) == "1"); err != nil {
+		return err
+	}
 	if err := r.writeFingerprint(); err != nil {
 		return err
 	}
-	r.Log.Info().Str("device", deviceName(r.device)).Int("threads", ddpm.NumThreads()).Msg("start")
+	r.Log.Info().Str("device", deviceName(r.device)).Int("threads", ddpm.NumThreads()).Str("precision", r.precision.note).Msg("start")
 
 	sched, err := schedule(cfg)
 	if err != nil {
@@ -158,10 +170,10 @@ func (r *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	trainer, err := ddpm.NewTrainer(model, diffusion, ddpm.TrainConfig{
-		LR: cfg.Train.LR, GradClip: cfg.Train.GradClip, EMADecay: cfg.Train.EMADecay,
-		EMAWarmup: cfg.Train.EMAWarmup, PUncond: cfg.Train.PUncond, Seed: cfg.Seed,
-	})
+	if err := errors.Join(model.Net.SetCompute(r.precision.train), sampling.Net.SetCompute(r.precision.sample)); err != nil {
+		return err
+	}
+	trainer, err := ddpm.NewTrainer(model, diffusion, trainConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -200,8 +212,8 @@ func (r *run) execute(ctx context.Context) error {
 	summary.FinalLoss, summary.BestLoss, summary.ImagesPerSec = r.lossSummary()
 	if cfg.SamplingOnly() {
 		// The losses that describe these weights are the source run's.
-		if source, err := r.Store.ReadSummary(filepath.Base(filepath.Dir(filepath.Dir(sourceCheckpoint)))); err == nil {
-			summary.FinalLoss, summary.BestLoss = source.FinalLoss, source.BestLoss
+		if sourceSummary, err := r.Store.ReadSummary(source); err == nil {
+			summary.FinalLoss, summary.BestLoss = sourceSummary.FinalLoss, sourceSummary.BestLoss
 		}
 	}
 	if err := r.Store.WriteSummary(r.Hash, summary); err != nil {
@@ -258,17 +270,28 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 	}
 
 	startEpoch, startBatch := 1, 0
-	last := r.path("checkpoints", "last.ckpt")
-	if _, err := os.Stat(last); err == nil {
-		st, err := tr.LoadCheckpoint(last)
+	ckpts := r.checkpoints()
+	found, skipped, err := ckpts.Latest()
+	for _, bad := range skipped {
+		r.Log.Warn().Err(bad).Msg("skipping a corrupt or partial checkpoint")
+	}
+	switch {
+	case errors.Is(err, ddpm.ErrNoCheckpoint):
+		r.Log.Info().Str("dir", ckpts.Dir).Msg("no checkpoint: starting from epoch 1")
+	case err != nil:
+		return 0, fmt.Errorf("resume: %w", err)
+	default:
+		st, err := tr.LoadCheckpoint(found.Dir)
 		if err != nil {
-			return 0, fmt.Errorf("resume: %w (delete %s to start over)", err, last)
+			return 0, fmt.Errorf("resume: %w (delete %s to start over)", err, found.Dir)
 		}
+		r.resumed = st
 		startEpoch, startBatch = st.Epoch+1, st.EpochStep
 		if err := r.loadMetrics(tr.Steps()); err != nil {
 			return 0, err
 		}
-		r.Log.Info().Int("epoch", startEpoch).Int("batch", startBatch).Int64("step", tr.Steps()).Msg("resumed from checkpoint")
+		r.Log.Info().Int("epoch", startEpoch).Int("batch", startBatch).Int64("step", tr.Steps()).
+			Str("checkpoint", filepath.Base(found.Dir)).Msg("resumed from checkpoint")
 	}
 	earlier := 0.0
 	for _, e := range r.epochs {
@@ -277,6 +300,7 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 
 	batchSize := cfg.Train.BatchSize
 	batches := (n + batchSize - 1) / batchSize
+	tr.Config.TotalSteps = int64(cfg.Train.Epochs) * int64(batches) // what lr_schedule decays over
 	trainStart := time.Now()
 	lastReport := time.Time{}
 	for epoch := startEpoch; epoch <= cfg.Train.Epochs; epoch++ {
@@ -319,15 +343,19 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model)
 				return 0, err
 			}
 		}
-		if err := tr.SaveCheckpoint(last, epoch, 0); err != nil {
+		// The metrics and the snapshot first, the checkpoint that resumes last: a crash in
+		// between leaves metrics that reach past the checkpoint, which a resume cuts back
+		// (loadMetrics), and a snapshot that the retrained epoch writes again. The other order
+		// would leave a checkpoint whose steps are missing from loss.csv, or no snapshot.
+		if err := r.saveMetrics(); err != nil {
 			return 0, err
 		}
 		if every := cfg.Train.CheckpointEvery; every > 0 && epoch%every == 0 {
-			if err := tr.SaveCheckpoint(r.path("checkpoints", fmt.Sprintf("epoch_%03d.ckpt", epoch)), epoch, 0); err != nil {
+			if err := tr.SaveCheckpoint(filepath.Join(ckpts.Dir, fmt.Sprintf("epoch_%03d.ckpt", epoch)), epoch, 0); err != nil {
 				return 0, err
 			}
 		}
-		if err := r.saveMetrics(); err != nil {
+		if _, err := ckpts.Save(tr, epoch, 0); err != nil {
 			return 0, err
 		}
 		r.Store.UpdateStatus(r.Hash, func(s *store.Status) { s.Epoch = epoch })
@@ -363,11 +391,11 @@ func (r *run) step(tr *ddpm.Trainer, dataset *ddpm.Dataset, indices []int64) (fl
 // interrupt checkpoints mid-epoch and flushes the metrics.
 func (r *run) interrupt(tr *ddpm.Trainer, epochsDone, batch int) error {
 	r.Log.Warn().Int("epochs_done", epochsDone).Int("batch", batch).Msg("interrupted: writing checkpoint")
-	if err := tr.SaveCheckpoint(r.path("checkpoints", "last.ckpt"), epochsDone, batch); err != nil {
-		return fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
-	}
-	if err := r.saveMetrics(); err != nil {
+	if err := r.saveMetrics(); err != nil { // before the checkpoint, as at the end of an epoch
 		return err
+	}
+	if _, err := r.checkpoints().Save(tr, epochsDone, batch); err != nil {
+		return fmt.Errorf("interrupted, and the checkpoint failed: %w", err)
 	}
 	return ErrInterrupted
 }
@@ -428,9 +456,22 @@ func (r *run) loadMetrics(steps int64) error {
 	return nil
 }
 
-func (r *run) epochComplete(epoch int) bool {
-	st, err := ddpm.ReadCheckpointState(r.path("checkpoints", "last.ckpt"))
-	return err == nil && st.Epoch >= epoch
+// epochComplete reports whether the checkpoint this attempt resumed from had finished epoch.
+func (r *run) epochComplete(epoch int) bool { return r.resumed.Epoch >= epoch }
+
+// checkpoints is the run's versioned checkpoint folder.
+func (r *run) checkpoints() ddpm.Checkpoints {
+	return ddpm.Checkpoints{Dir: CheckpointsDir(r.dir), Hook: r.CheckpointHook}
+}
+
+// latestCheckpoint returns the folder of the newest intact checkpoint of the run in runDir,
+// logging the corrupt or partial ones it passed over.
+func (r *run) latestCheckpoint(runDir string) (string, error) {
+	found, skipped, err := LatestCheckpoint(runDir)
+	for _, bad := range skipped {
+		r.Log.Warn().Err(bad).Msg("skipping a corrupt or partial checkpoint")
+	}
+	return found.Dir, err
 }
 
 func (r *run) lossSummary() (final, best, imagesPerSec float64) {
@@ -460,6 +501,7 @@ func (r *run) writeFingerprint() error {
 		"threads":          strconv.Itoa(ddpm.NumThreads()),
 		"device":           deviceName(r.device),
 		"seed":             strconv.FormatInt(r.cfg.Seed, 10),
+		"precision":        r.precision.note,
 	}
 	return store.WriteJSON(r.path("fingerprint.json"), fp)
 }

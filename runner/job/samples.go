@@ -35,8 +35,11 @@ func (r *run) epochGrid(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Mo
 // frames at keep. It returns the result, the seconds it took and the sampler's name.
 func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Model, n int, keep map[int]bool) (*ddpm.SampleResult, float64, string, error) {
 	cfg := r.cfg
-	sampler, err := ddpm.NewSampler(cfg.Sample.Sampler, sched, cfg.Sample.Steps, cfg.Sample.Eta, cfg.Sample.ClipX0)
+	sampler, err := ddpm.NewSpacedSampler(cfg.Sample.Sampler, cfg.Sample.Spacing, sched, cfg.Sample.Steps, cfg.Sample.Eta, cfg.Sample.ClipX0)
 	if err != nil {
+		return nil, 0, "", err
+	}
+	if err := model.SetSchedule(sched); err != nil { // a v-prediction model's v̂ becomes ε̂ with it
 		return nil, 0, "", err
 	}
 	seed := r.seed()
@@ -64,7 +67,7 @@ func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mode
 
 // finalSamples writes samples/final.png and the denoising strip and GIF.
 func (r *run) finalSamples(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Model) (seconds float64, samplerName string, err error) {
-	sampler, err := ddpm.NewSampler(r.cfg.Sample.Sampler, sched, r.cfg.Sample.Steps, r.cfg.Sample.Eta, r.cfg.Sample.ClipX0)
+	sampler, err := ddpm.NewSpacedSampler(r.cfg.Sample.Sampler, r.cfg.Sample.Spacing, sched, r.cfg.Sample.Steps, r.cfg.Sample.Eta, r.cfg.Sample.ClipX0)
 	if err != nil {
 		return 0, "", err
 	}

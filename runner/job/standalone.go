@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -19,7 +20,7 @@ import (
 
 // SampleRequest describes `runner sample`: new samples from a trained run's checkpoint.
 type SampleRequest struct {
-	RunDir           string        // the run's folder (holds checkpoints/last.ckpt)
+	RunDir           string        // the run's folder (holds its checkpoints: CheckpointsDir)
 	Config           config.Config // the run's config with the sampling overrides applied
 	Seed             int64         // start-noise seed; 0 = the grids' seed
 	Classes          []int64       // class per image for conditional models; nil = one row per class
@@ -52,11 +53,16 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 	if err != nil {
 		return out, err
 	}
-	ckpt := filepath.Join(req.RunDir, "checkpoints", "last.ckpt")
-	if _, err := os.Stat(ckpt); err != nil {
-		return out, fmt.Errorf("no checkpoint at %s: train the run first (runner run, or runner rerun)", ckpt)
+	if err := setSamplePrecision(cfg, device, model); err != nil {
+		return out, err
 	}
-	if out.Weights, err = ddpm.LoadWeights(ckpt, model, cfg.Sample.UseEMA); err != nil {
+	ckpt, _, err := LatestCheckpoint(req.RunDir)
+	if errors.Is(err, ddpm.ErrNoCheckpoint) {
+		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", CheckpointsDir(req.RunDir))
+	} else if err != nil {
+		return out, err
+	}
+	if out.Weights, err = ddpm.LoadWeights(ckpt.Dir, model, cfg.Sample.UseEMA); err != nil {
 		return out, err
 	}
 	r := &run{cfg: cfg, dir: req.Out, device: device, noiseSeed: req.Seed, classes: req.Classes}
@@ -64,6 +70,9 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 		return out, err
 	}
 	tag := fmt.Sprintf("%s%d_seed%d", cfg.Sample.Sampler, sampleSteps(cfg), r.seed())
+	if sp := cfg.Sample.Spacing; sp != "" && sp != ddpm.Trailing {
+		tag += "_" + sp // e.g. dpmpp_2m20_seed0_karras; trailing keeps the names it always had
+	}
 	if !req.ShowIntermediate {
 		res, seconds, _, err := r.sample(ctx, sched, model, cfg.Sample.NumImages, nil)
 		if err != nil {
@@ -158,7 +167,7 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
 		return summary, err
 	}
-	checkpoint := r.path("checkpoints", "last.ckpt")
+	weightsRun := r.dir // the run whose checkpoint holds the weights
 	if r.cfg.SamplingOnly() {
 		source, err := opts.Store.Resolve(r.cfg.Sample.FromRun)
 		if err != nil {
@@ -169,7 +178,11 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 			return summary, err
 		}
 		r.cfg = r.cfg.WithSource(sourceCfg)
-		checkpoint = opts.Store.Path(source, filepath.Join("checkpoints", "last.ckpt"))
+		weightsRun = opts.Store.RunDir(source)
+	}
+	checkpoint, err := r.latestCheckpoint(weightsRun)
+	if err != nil {
+		return summary, err
 	}
 	r.cfg.Eval.NumSamples = n
 	if r.device, err = pickDevice(r.cfg.Runtime.Device); err != nil {
@@ -186,6 +199,9 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	unet := unetConfig(cfg)
 	model, err := ddpm.NewModel(unet, r.device)
 	if err != nil {
+		return summary, err
+	}
+	if err := setSamplePrecision(cfg, r.device, model); err != nil {
 		return summary, err
 	}
 	weights, err := ddpm.LoadWeights(checkpoint, model, cfg.Sample.UseEMA)

@@ -3,15 +3,19 @@
 # libtorch 2.1.2) and in PyTorch 2.1.2 eager (runner/scripts/bench_torch.py) on the same
 # libtorch binaries, with the same thread count; prints a Markdown table with the ratios.
 #
-#   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R]
+#   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R] [--precision P]
 #   bash runner/scripts/bench.sh --prepare-only   only make the venv (ddpm_torch.py's tests use it)
 #   go tool task bench -- --rounds 2
 #
 # --threads    libtorch threads on both sides (default $DDPMLAB_THREADS, else nproc)
 # --benchtime  seconds per measurement, after one untimed warm-up (default 20)
 # --rounds     repetitions, interleaved Go, PyTorch, Go, PyTorch, … (default 1)
+# --precision  fp32 (default) | bf16 | both: the U-Net's arithmetic on both sides (bf16: the Go
+#              …BF16 benchmarks, ddpm/precision.go, and torch.autocast("cpu", torch.bfloat16));
+#              both runs each round in fp32 then bf16 and adds Go bf16 / PyTorch fp32 ratios.
+#              bf16 needs a CPU with avx512_bf16 or amx_bf16; elsewhere it is emulated and slow.
 #
-# The raw outputs (go<r>.txt, py<r>.json, the load average at each start) are kept in
+# The raw outputs (go<r>-<precision>.txt, py<r>-<precision>.json, the load average at each start) are kept in
 # $DDPMLAB_CACHE/bench-results/<date-time>/. BENCHMARKS.md has figures and caveats.
 #
 # The PyTorch side runs in a venv in $DDPMLAB_CACHE/bench-venv (default ~/.cache/ddpmlab),
@@ -31,6 +35,7 @@ torch_version=2.1.2
 threads=${DDPMLAB_THREADS:-$(nproc)}
 benchtime=20
 rounds=1
+precision=fp32
 prepare_only=false
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -40,6 +45,7 @@ while [[ $# -gt 0 ]]; do
 	--threads) threads=$2; shift 2 ;;
 	--benchtime) benchtime=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
+	--precision) precision=$2; shift 2 ;;
 	--prepare-only) prepare_only=true; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
@@ -48,6 +54,14 @@ done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got $threads"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got $rounds"
 [[ $benchtime =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--benchtime must be a number of seconds, got $benchtime"
+case $precision in
+fp32 | bf16) precisions=("$precision") ;;
+both) precisions=(fp32 bf16) ;;
+*) die "--precision must be fp32, bf16 or both, got $precision" ;;
+esac
+if [[ $precision != fp32 ]] && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+	log "warning: this CPU has neither avx512_bf16 nor amx_bf16: bf16 is emulated here, and its figures say nothing about bf16 hardware"
+fi
 
 # --- the PyTorch venv ----------------------------------------------------------------------------
 # The stand-in libraries: soname, then the prefix of the unversioned symbols that belong to it.
@@ -109,18 +123,24 @@ log "compiling the Go benchmarks"
 go test -c -o "$out/ddpm.test" ./ddpm
 export DDPMLAB_THREADS=$threads
 for ((r = 1; r <= rounds; r++)); do
-	log "round $r/$rounds: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
-	cut -d' ' -f1 /proc/loadavg >"$out/go$r.load"
-	(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench 'TrainStep|Sample' -test.benchtime "${benchtime}s") | tee "$out/go$r.txt" >&2
-	log "round $r/$rounds: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
-	cut -d' ' -f1 /proc/loadavg >"$out/py$r.load"
-	CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --threads "$threads" --benchtime "$benchtime" | tee "$out/py$r.json" >&2
+	for p in "${precisions[@]}"; do
+		suffix=$([[ $p == bf16 ]] && echo BF16 || true) # BenchmarkTrainStepBF16 is the bf16 twin
+		log "round $r/$rounds, $p: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
+		cut -d' ' -f1 /proc/loadavg >"$out/go$r-$p.load"
+		(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench "^Benchmark(TrainStep|Sample64|Sample64DDIM50)$suffix\$" \
+			-test.benchtime "${benchtime}s") | sed "s/^Benchmark\([A-Za-z0-9]*\)$suffix\b/Benchmark\1/" | tee "$out/go$r-$p.txt" >&2
+		log "round $r/$rounds, $p: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
+		cut -d' ' -f1 /proc/loadavg >"$out/py$r-$p.load"
+		CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --threads "$threads" --benchtime "$benchtime" \
+			--precision "$p" | tee "$out/py$r-$p.json" >&2
+	done
 done
 
 # --- the table ----------------------------------------------------------------------------------
-"$venv/bin/python" - "$out" "$rounds" "$threads" "$benchtime" <<'PY'
+"$venv/bin/python" - "$out" "$rounds" "$threads" "$benchtime" "${precisions[@]}" <<'PY'
 import json, re, sys, platform
 out, rounds, threads, benchtime = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+precisions = sys.argv[5:]
 
 def go_metrics(path):
     m = {}
@@ -133,20 +153,27 @@ def go_metrics(path):
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"\n{cpu}, {threads} libtorch threads, benchtime {benchtime}s, libtorch 2.1.2 on both sides\n")
-print("| round | side | load avg (1 min) at start | train images/s | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
-print("|---|---|---|---|---|---|---|---|")
-rows = []
+print("| round | precision | side | load avg (1 min) at start | train images/s | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
+print("|---|---|---|---|---|---|---|---|---|")
+
+def ratio(go, py):
+    return " | ".join(f"{a / b:.2f}×" for a, b in zip(go, py))
+
 for r in range(1, rounds + 1):
-    g = go_metrics(f"{out}/go{r}.txt")
-    p = json.load(open(f"{out}/py{r}.json"))
-    gl, pl = open(f"{out}/go{r}.load").read().strip(), open(f"{out}/py{r}.load").read().strip()
-    go = (g["TrainStep"]["images/s"], g["TrainStep"]["MiB-peak-rss"], g["Sample64"]["ns/op"] / 1e9,
-          g["Sample64"]["s/64img@1000steps"], g["Sample64DDIM50"]["s/64img"])
-    py = (p["train"]["images_per_s"], p["train"]["peak_rss_mib"], p["sample"]["ddpm_step"]["s_per_step"],
-          p["sample"]["ddpm_step"]["s_per_64img_1000steps"], p["sample"]["ddim50"]["s_per_64img"])
-    rows.append((go, py))
-    for side, load, v in (("Go", gl, go), ("PyTorch", pl, py)):
-        print(f"| {r} | {side} | {load} | {v[0]:.2f} | {v[1]:.0f} | {v[2]:.3f} | {v[3]:.0f} | {v[4]:.1f} |")
-    print(f"| {r} | Go/PyTorch | | {go[0] / py[0]:.2f}× | {go[1] / py[1]:.2f}× | {go[2] / py[2]:.2f}× | {go[3] / py[3]:.2f}× | {go[4] / py[4]:.2f}× |")
+    figures = {}
+    for prec in precisions:
+        g = go_metrics(f"{out}/go{r}-{prec}.txt")
+        p = json.load(open(f"{out}/py{r}-{prec}.json"))
+        gl, pl = open(f"{out}/go{r}-{prec}.load").read().strip(), open(f"{out}/py{r}-{prec}.load").read().strip()
+        go = (g["TrainStep"]["images/s"], g["TrainStep"]["MiB-peak-rss"], g["Sample64"]["ns/op"] / 1e9,
+              g["Sample64"]["s/64img@1000steps"], g["Sample64DDIM50"]["s/64img"])
+        py = (p["train"]["images_per_s"], p["train"]["peak_rss_mib"], p["sample"]["ddpm_step"]["s_per_step"],
+              p["sample"]["ddpm_step"]["s_per_64img_1000steps"], p["sample"]["ddim50"]["s_per_64img"])
+        figures[prec] = (go, py)
+        for side, load, v in (("Go", gl, go), ("PyTorch", pl, py)):
+            print(f"| {r} | {prec} | {side} | {load} | {v[0]:.2f} | {v[1]:.0f} | {v[2]:.3f} | {v[3]:.0f} | {v[4]:.1f} |")
+        print(f"| {r} | {prec} | Go/PyTorch | | {ratio(go, py)} |")
+    if "fp32" in figures and "bf16" in figures:  # the bf16 targets are against PyTorch's fp32
+        print(f"| {r} | bf16/fp32 | Go bf16 / PyTorch fp32 | | {ratio(figures['bf16'][0], figures['fp32'][1])} |")
 print("\nGo/PyTorch: above 1 is Go faster for images/s, Go slower (or larger) for seconds and memory.")
 PY

@@ -7,12 +7,17 @@ The same SimpleUNet as ddpm/unet.go (ddpm_torch.py's, beside this file; base 64,
 whole DDIM-50 run), timed the way `go test -bench` with b.Loop times them: one untimed warm-up,
 then iterations until at least --benchtime seconds have passed. Prints one JSON object.
 
-    python bench_torch.py --threads 2 --benchtime 20
+    python bench_torch.py --threads 2 --benchtime 20 [--precision bf16]
+
+With --precision bf16 the U-Net runs under torch.autocast("cpu", dtype=torch.bfloat16), the
+twin of the Go side's mixed precision (ddpm/precision.go): fp32 weights and Adam state, the
+network's output cast to fp32 before the loss and the sampler's update.
 
 runner/scripts/bench.sh prepares a venv for it and runs it beside the Go benchmarks.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -60,7 +65,14 @@ def timed(fn, benchtime, warmup=None):
             return n, elapsed
 
 
-def bench_train(model, sched, benchtime):
+def autocast(precision):
+    """The context the U-Net runs in: CPU autocast to bf16, or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def bench_train(model, sched, benchtime, precision):
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     g = torch.Generator().manual_seed(1)
     x0 = torch.rand(BATCH, 1, 28, 28, generator=g) * 2 - 1  # content does not change the cost
@@ -73,7 +85,9 @@ def bench_train(model, sched, benchtime):
         noise = torch.randn_like(x0)
         xt = sched.sqrt_ac.index_select(0, t).view(-1, 1, 1, 1) * x0 + \
             sched.sqrt_one_minus_ac.index_select(0, t).view(-1, 1, 1, 1) * noise
-        loss = F.mse_loss(model(xt, t), noise)
+        with autocast(precision):
+            eps = model(xt, t)
+        loss = F.mse_loss(eps.float(), noise)  # the loss in fp32
         value = loss.item()
         if not math.isfinite(value):
             raise RuntimeError(f"loss became {value}")
@@ -86,9 +100,16 @@ def bench_train(model, sched, benchtime):
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def ddpm_step(model, sched, x, t, prev_t, last):
+def predict(model, x, t, precision):
+    """ε̂ in fp32 (the sampler's arithmetic stays fp32), the U-Net run in precision."""
+    with autocast(precision):
+        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
+    return eps.float()
+
+
+def ddpm_step(model, sched, x, t, prev_t, last, precision):
     """Algorithm 2's step, with the same ops as ddpm/sampler_ddpm.go (predX0 included)."""
-    eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
+    eps = predict(model, x, t, precision)
     ac, ac_prev = sched.ac(t), sched.ac(prev_t)
     alpha = ac / ac_prev
     beta = 1 - alpha
@@ -100,19 +121,19 @@ def ddpm_step(model, sched, x, t, prev_t, last):
     return mean + torch.randn_like(x) * sigma
 
 
-def ddim_step(model, sched, x, t, prev_t):
+def ddim_step(model, sched, x, t, prev_t, precision):
     """DDIM η = 0 (Song et al. 2021, eq. 12), as ddpm/sampler_ddim.go."""
-    eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long))
+    eps = predict(model, x, t, precision)
     ac, ac_prev = sched.ac(t), sched.ac(prev_t)
     pred_x0 = (x - eps * math.sqrt(1 - ac)) * (1 / math.sqrt(ac))
     return pred_x0 * math.sqrt(ac_prev) + eps * math.sqrt(max(0.0, 1 - ac_prev))
 
 
-def bench_sample(model, sched, benchtime):
+def bench_sample(model, sched, benchtime, precision):
     x_t = torch.randn(SAMPLE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         # One reverse step at t = 999 of the full 1000-step chain (noise added, as in all but the last).
-        n, secs = timed(lambda: ddpm_step(model, sched, x_t, T - 1, T - 2, False), benchtime)
+        n, secs = timed(lambda: ddpm_step(model, sched, x_t, T - 1, T - 2, False, precision), benchtime)
         per_step = secs / n
         # A whole DDIM-50 run with trailing spacing: t_i = round(T − i·T/k) − 1.
         k = 50
@@ -121,11 +142,11 @@ def bench_sample(model, sched, benchtime):
         def ddim50():
             x = x_t
             for i, t in enumerate(steps):
-                x = ddim_step(model, sched, x, t, steps[i + 1] if i + 1 < k else -1)
+                x = ddim_step(model, sched, x, t, steps[i + 1] if i + 1 < k else -1, precision)
             x.clamp(-1, 1).tolist()  # Sample copies the images to Go; do the same here
 
         # Warm up with one step, as the Go benchmark does with a 1-step sampler.
-        runs, ddim_secs = timed(ddim50, benchtime, lambda: ddim_step(model, sched, x_t, T - 1, -1))
+        runs, ddim_secs = timed(ddim50, benchtime, lambda: ddim_step(model, sched, x_t, T - 1, -1, precision))
     return {"ddpm_step": {"steps": n, "seconds": secs, "s_per_step": per_step,
                           "s_per_64img_1000steps": per_step * T},
             "ddim50": {"runs": runs, "seconds": ddim_secs, "s_per_64img": ddim_secs / runs}}
@@ -136,6 +157,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--benchtime", type=float, default=20.0, help="seconds per measurement (after a warm-up)")
     ap.add_argument("--only", choices=["train", "sample"], help="run one benchmark only")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="the U-Net's arithmetic: fp32, or bf16 under CPU autocast (default fp32)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -146,11 +169,11 @@ def main():
         raise SystemExit(f"bench_torch.py: model has {params} parameters, ddpm/unet.go has {GUIDE_PARAMS}")
     sched = Schedule()
     out = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-           "params": params, "benchtime_s": args.benchtime}
+           "params": params, "benchtime_s": args.benchtime, "precision": args.precision}
     if args.only in (None, "train"):
-        out["train"] = bench_train(model, sched, args.benchtime)
+        out["train"] = bench_train(model, sched, args.benchtime, args.precision)
     if args.only in (None, "sample"):
-        out["sample"] = bench_sample(model, sched, args.benchtime)
+        out["sample"] = bench_sample(model, sched, args.benchtime, args.precision)
     print(json.dumps(out))
 
 
