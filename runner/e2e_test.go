@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/runner/job"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -550,8 +551,8 @@ func TestE2ECtrlC(t *testing.T) {
 	if s.State != store.Interrupted {
 		t.Fatalf("status after SIGINT: %+v, want interrupted", s)
 	}
-	if _, err := os.Stat(w.st.Path(hash, "checkpoints/last.ckpt")); err != nil {
-		t.Errorf("no checkpoint after SIGINT: %v", err)
+	if _, _, err := job.LatestCheckpoint(w.st.Path(hash, ".")); err != nil {
+		t.Errorf("no intact checkpoint after SIGINT: %v", err)
 	}
 	rows, _ := w.st.ReadLoss(hash)
 	t.Logf("interrupted after %d epochs and %d of %d steps", s.Epoch, len(rows), sw.steps())
