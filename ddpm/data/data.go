@@ -1,8 +1,12 @@
-// Package data reads the MNIST and Fashion-MNIST image datasets from their
-// standard IDX files, finds them on disk and downloads them with checksums.
+// Package data reads the image datasets ddpmlab trains on, finds them on disk
+// and downloads them with checksums: MNIST and Fashion-MNIST from their
+// standard IDX files, CIFAR-10 from its binary batches (cifar10.go), and a
+// folder of the user's own PNG and JPEG images (folder.go). [Spec] names a
+// dataset together with how its images are converted (size, channels), and
+// [Spec.Load] reads any of them into a [Set].
 //
-// A dataset lives in one folder holding the four standard files, each either
-// gzip-compressed (.gz) or raw:
+// An MNIST-like dataset lives in one folder holding the four standard files,
+// each either gzip-compressed (.gz) or raw:
 //
 //	train-images-idx3-ubyte   train-labels-idx1-ubyte
 //	t10k-images-idx3-ubyte    t10k-labels-idx1-ubyte
@@ -35,32 +39,56 @@ const (
 
 // Set is one split of an image dataset held in memory.
 type Set struct {
-	Name   string // "mnist" or "fashion_mnist"
-	Split  Split
-	N      int // number of images
-	Height int // rows per image
-	Width  int // columns per image
-	// Images holds N*Height*Width pixels, image after image, row-major,
-	// scaled from [0, 255] to [-1, 1] as x/127.5 - 1.
+	Name     string // "mnist", "fashion_mnist", "cifar10" or "folder"
+	Split    Split
+	N        int // number of images
+	Channels int // colour channels per image: 1 (grey) or 3 (RGB); 0 is read as 1
+	Height   int // rows per image
+	Width    int // columns per image
+	// Images holds N*Channels*Height*Width values, image after image, each image
+	// channel-major (C, H, W) and row-major within a channel, scaled from
+	// [0, 255] to [-1, 1] as x/127.5 - 1.
 	Images []float32
-	Labels []uint8 // N class indices, each below len(ClassNames(Name))
-	Dir    string  // the folder the files were read from
+	Labels []uint8 // N class indices, each below len(Classes); nil for an unlabelled folder
+	// Classes names the classes, indexed by label: ClassNames(Name) for the
+	// built-in datasets, the sorted class subfolder names for a folder, and
+	// empty for an unlabelled folder.
+	Classes []string
+	Dir     string // the folder the files were read from
+	// Digest is the folder's FolderDigest for a "folder" dataset (hex
+	// SHA-256 of the files read, both splits), "" for the others.
+	Digest string
 }
 
-// Image returns the pixels of image i, a slice of s.Images.
+// C returns the number of colour channels, 1 when Channels is unset.
+func (s *Set) C() int {
+	if s.Channels < 1 {
+		return 1
+	}
+	return s.Channels
+}
+
+// ImageLen returns the number of values per image, C·H·W.
+func (s *Set) ImageLen() int { return s.C() * s.Height * s.Width }
+
+// Image returns the values of image i, a slice of s.Images.
 func (s *Set) Image(i int) []float32 {
-	k := s.Height * s.Width
+	k := s.ImageLen()
 	return s.Images[i*k : (i+1)*k : (i+1)*k]
 }
 
 // dataset describes one supported dataset: its classes, the mirrors it can
-// be downloaded from and the MD5 of each .gz file.
+// be downloaded from and the MD5 of each .gz file (IDX) or of its archive
+// (CIFAR-10).
 type dataset struct {
 	name    string
 	classes []string
 	mirrors []string          // base URLs, each ending in "/", tried in order
-	md5     map[string]string // file name (with .gz) -> hex MD5
+	md5     map[string]string // file name (with .gz, or the archive's) -> hex MD5
 	hint    string            // how to get the data when it is missing
+	// archive is the one file to download (a .tar.gz) for a dataset that is
+	// not four IDX files; its members under archiveDir are extracted flat.
+	archive, archiveDir string
 }
 
 // lookup returns the description of the named dataset. It builds a new value
@@ -102,16 +130,21 @@ func lookup(name string) (dataset, error) {
 				"or `runner data download fashion_mnist` on a machine with internet access, " +
 				"or point data.dir (or $DDPMLAB_DATA) at a folder holding the four files",
 		}, nil
+	case "cifar10":
+		return cifar10Dataset(), nil
 	}
 	return dataset{}, fmt.Errorf("unknown dataset %q (supported: %q)", name, Names())
 }
 
-// Names returns the names of the supported datasets.
-func Names() []string { return []string{"mnist", "fashion_mnist"} }
+// Names returns the names of the datasets that [Locate], [Load] and
+// [Download] find by name. A "folder" dataset is not among them: it is
+// wherever its data.dir says (see [Spec]).
+func Names() []string { return []string{"mnist", "fashion_mnist", "cifar10"} }
 
 // ClassNames returns the class names of the named dataset, indexed by label:
-// "0" to "9" for mnist, "T-shirt/top", "Trouser", … for fashion_mnist. It
-// returns nil for an unknown name.
+// "0" to "9" for mnist, "T-shirt/top", "Trouser", … for fashion_mnist,
+// "airplane" … "truck" for cifar10. It returns nil for an unknown name and
+// for "folder", whose classes are its subfolders (see [Spec.ClassNames]).
 func ClassNames(name string) []string {
 	d, err := lookup(name)
 	if err != nil {
@@ -142,7 +175,9 @@ func allFiles() []string {
 	return names
 }
 
-// Load reads one split of the named dataset and scales its pixels to [-1, 1].
+// Load reads one split of the named dataset and scales its pixels to [-1, 1],
+// with no conversion: it is Spec{Name: name, Dir: dir}.Load(split). For
+// "folder", dir is the folder and is required.
 //
 // The folder is found with [Locate]. When dir is empty and no folder holds
 // the dataset, Load downloads it into the cache folder
@@ -154,7 +189,7 @@ func allFiles() []string {
 // Load checks that the image and label files agree on the count and that
 // every label is a valid class index.
 func Load(name, dir string, split Split) (*Set, error) {
-	return newLocator().load(context.Background(), name, dir, split)
+	return Spec{Name: name, Dir: dir}.Load(split)
 }
 
 func (l locator) load(ctx context.Context, name, dir string, split Split) (*Set, error) {
@@ -173,6 +208,9 @@ func (l locator) load(ctx context.Context, name, dir string, split Split) (*Set,
 	}
 	if err != nil {
 		return nil, err
+	}
+	if d.archive != "" {
+		return readCIFAR10(found, split)
 	}
 
 	imgPath, lblPath := existing(found, imgBase), existing(found, lblBase)
@@ -198,8 +236,8 @@ func (l locator) load(ctx context.Context, name, dir string, split Split) (*Set,
 	for i, p := range pix {
 		images[i] = float32(p)/127.5 - 1
 	}
-	return &Set{Name: name, Split: split, N: n, Height: rows, Width: cols,
-		Images: images, Labels: labels, Dir: found}, nil
+	return &Set{Name: name, Split: split, N: n, Channels: 1, Height: rows, Width: cols,
+		Images: images, Labels: labels, Classes: d.classes, Dir: found}, nil
 }
 
 // fetch downloads dataset d into the cache folder after locate found nothing

@@ -21,7 +21,10 @@ import (
 // Download fetches the four .gz files of the named dataset into the folder
 // dest (created if needed), trying each canonical mirror in turn, and
 // verifies each file against torchvision's published MD5. A file already in
-// dest with the right checksum is kept. Each file is written to a temporary
+// dest with the right checksum is kept. For cifar10 it fetches the one
+// archive cifar-10-binary.tar.gz, checks its MD5 and extracts the batch
+// files and batches.meta.txt flat into dest (see [Locate]); the archive is
+// removed once extracted. Each file is written to a temporary
 // file in dest and renamed into place only once its checksum matches, so
 // dest never holds a partial or corrupt file under a dataset name.
 // One line per file is written to progress (which may be nil).
@@ -56,6 +59,9 @@ func (dl *downloader) fetch(ctx context.Context, d dataset, dest string, progres
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
+	if d.archive != "" {
+		return dl.fetchArchive(ctx, d, dest, progress)
+	}
 	for _, base := range allFiles() {
 		file := base + ".gz"
 		want := d.md5[file]
@@ -64,26 +70,36 @@ func (dl *downloader) fetch(ctx context.Context, d dataset, dest string, progres
 			fmt.Fprintf(progress, "%s: %s already present, checksum ok\n", d.name, path)
 			continue
 		}
-		var errs []error
-		for _, mirror := range d.mirrors {
-			u := mirror + file
-			start := time.Now()
-			n, err := dl.fetchFile(ctx, u, path, want)
-			if err == nil {
-				fmt.Fprintf(progress, "%s: %s: %d bytes from %s in %.1fs, md5 ok\n",
-					d.name, file, n, u, time.Since(start).Seconds())
-				errs = nil
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("download %s: %w", u, ctx.Err())
-			}
-			fmt.Fprintf(progress, "%s: %s: %v\n", d.name, u, err)
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+		if err := dl.fetchFromMirrors(ctx, d, file, path, want, progress); err != nil {
+			return err
 		}
-		if errs != nil {
-			return fmt.Errorf("download %s %s failed from every mirror: %w", d.name, file, errors.Join(errs...))
+	}
+	return nil
+}
+
+// fetchFromMirrors downloads file from each of d's mirrors in turn into path
+// until one copy's MD5 is want, writing one line per try to progress. It
+// stops at once if ctx is done; if every mirror fails, the error joins each
+// mirror's error.
+func (dl *downloader) fetchFromMirrors(ctx context.Context, d dataset, file, path, want string, progress io.Writer) error {
+	var errs []error
+	for _, mirror := range d.mirrors {
+		u := mirror + file
+		start := time.Now()
+		n, err := dl.fetchFile(ctx, u, path, want)
+		if err == nil {
+			fmt.Fprintf(progress, "%s: %s: %d bytes from %s in %.1fs, md5 ok\n",
+				d.name, file, n, u, time.Since(start).Seconds())
+			return nil
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("download %s: %w", u, ctx.Err())
+		}
+		fmt.Fprintf(progress, "%s: %s: %v\n", d.name, u, err)
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+	}
+	if errs != nil {
+		return fmt.Errorf("download %s %s failed from every mirror: %w", d.name, file, errors.Join(errs...))
 	}
 	return nil
 }

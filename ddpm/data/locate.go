@@ -13,7 +13,7 @@ import (
 const systemRoot = "/usr/share/datasets"
 
 // NotFoundError is returned by [Locate] and [Load] when no searched folder
-// holds a dataset's four files.
+// holds a dataset's files (the four IDX files, or CIFAR-10's six batches).
 type NotFoundError struct {
 	Name     string   // dataset name
 	Searched []string // each folder looked at, with what was missing, in search order
@@ -52,8 +52,11 @@ func newLocator() locator {
 	return locator{getenv: os.Getenv, lookup: lookup, systemRoot: systemRoot, download: newDownloader()}
 }
 
-// Locate returns the folder that holds the four files of the named dataset
-// (each either .gz or raw), searching in this order:
+// Locate returns the folder that holds the files of the named dataset (the
+// four IDX files, each either .gz or raw, or CIFAR-10's data_batch_1.bin …
+// data_batch_5.bin and test_batch.bin, also in a sub-folder
+// cifar-10-batches-bin as the canonical archive unpacks), searching in this
+// order:
 //
 //  1. dir, if it is not empty; it must hold the files itself or in a
 //     sub-folder named after the dataset, and nothing else is searched;
@@ -63,7 +66,7 @@ func newLocator() locator {
 //  4. /usr/share/datasets/<name with "_" replaced by "-">, where Debian's
 //     dataset packages install them.
 //
-// When no folder holds all four files, the error is a [*NotFoundError]
+// When no folder holds all the files, the error is a [*NotFoundError]
 // listing each folder searched and what it lacked.
 func Locate(name, dir string) (string, error) {
 	return newLocator().locate(name, dir)
@@ -87,13 +90,21 @@ func (l locator) locate(name, dir string) (string, error) {
 		candidates = append(candidates, filepath.Join(l.systemRoot, strings.ReplaceAll(name, "_", "-")))
 	}
 
+	if d.archiveDir != "" {
+		var with []string
+		for _, c := range candidates {
+			with = append(with, c, filepath.Join(c, strings.TrimSuffix(d.archiveDir, "/")))
+		}
+		candidates = with
+	}
+
 	nf := &NotFoundError{Name: name, Hint: d.hint}
 	for _, c := range candidates {
-		missing := missingFiles(c)
+		missing := missingFiles(d, c)
 		if len(missing) == 0 {
 			return c, nil
 		}
-		nf.Searched = append(nf.Searched, c+": "+missingReason(c, missing))
+		nf.Searched = append(nf.Searched, c+": "+missingReason(d, c, missing))
 	}
 	return "", nf
 }
@@ -110,10 +121,18 @@ func (l locator) cacheDir(name string) string {
 	return ""
 }
 
-// missingFiles returns the base names of the dataset files that dir holds
-// neither raw nor as .gz.
-func missingFiles(dir string) []string {
+// missingFiles returns the base names of the dataset files that dir lacks:
+// for IDX files, those it holds neither raw nor as .gz.
+func missingFiles(d dataset, dir string) []string {
 	var missing []string
+	if d.archive != "" {
+		for _, base := range cifarFiles() {
+			if !isFile(filepath.Join(dir, base)) {
+				missing = append(missing, base)
+			}
+		}
+		return missing
+	}
 	for _, base := range allFiles() {
 		if !isFile(filepath.Join(dir, base+".gz")) && !isFile(filepath.Join(dir, base)) {
 			missing = append(missing, base)
@@ -122,11 +141,14 @@ func missingFiles(dir string) []string {
 	return missing
 }
 
-func missingReason(dir string, missing []string) string {
+func missingReason(d dataset, dir string, missing []string) string {
 	if fi, err := os.Stat(dir); err != nil {
 		return "no such folder"
 	} else if !fi.IsDir() {
 		return "not a folder"
+	}
+	if d.archive != "" {
+		return "missing " + strings.Join(missing, ", ")
 	}
 	return "missing " + strings.Join(missing, ", ") + " (.gz or raw)"
 }
