@@ -301,41 +301,10 @@ func TestVPredictionModelGivesEps(t *testing.T) {
 	}
 }
 
-// expectedParamsArch counts a U-Net's parameters from its widths, independently of the code
-// that builds it: C = base, D = time embedding, mult per level, r blocks per level, attention
-// at the listed resolutions (4c² + 6c each: GroupNorm 2c, qkv 3c² + 3c, output c² + c).
+// expectedParamsArch counts the parameters of a U-Net for MNIST's 1×28×28 images from its
+// widths, independently of the code that builds it: expectedParamsShape's closed form.
 func expectedParamsArch(C, D int64, mult []int64, r int64, attention []int) int64 {
-	linear := func(in, out int64) int64 { return in*out + out }
-	conv := func(in, out, k int64) int64 { return in*out*k*k + out }
-	block := func(in, out int64) int64 { return conv(in, out, 3) + conv(out, out, 3) + 4*out + linear(D, out) }
-	attn := func(c int64, res int) int64 {
-		for _, a := range attention {
-			if a == res {
-				return 4*c*c + 6*c
-			}
-		}
-		return 0
-	}
-	L := len(mult)
-	w := make([]int64, L+1)
-	for i, k := range mult {
-		w[i] = C * k
-	}
-	w[L] = w[L-1]
-	res := func(i int) int { return 28 >> i }
-	n := 2*linear(D, D) + conv(1, C, 3) + conv(w[0], 1, 1) // time MLP, first and last convolutions
-	in := C
-	for i := range L { // down: first block in → w_i, then r − 1 of w_i → w_i
-		n += block(in, w[i]) + (r-1)*block(w[i], w[i]) + r*attn(w[i], res(i))
-		in = w[i]
-	}
-	n += r*block(w[L], w[L]) + r*attn(w[L], res(L)) // bottleneck
-	x := w[L]
-	for i := L - 1; i >= 0; i-- { // up: upsample x → x, block(x + w_i → w_i), r − 1 more
-		n += conv(x, x, 2) + block(x+w[i], w[i]) + (r-1)*block(w[i], w[i]) + r*attn(w[i], res(i))
-		x = w[i]
-	}
-	return n
+	return expectedParamsShape(C, D, 1, mult, r, attention, 28) // MNIST: 1×28×28
 }
 
 func TestUNetArchitectures(t *testing.T) {
@@ -365,18 +334,7 @@ func TestUNetArchitectures(t *testing.T) {
 			if got := m.ParamCount(); got != want {
 				t.Errorf("ParamCount = %d, want %d", got, want)
 			}
-			x := ts.MustRandn([]int64{2, 1, 28, 28}, gotch.Float, gotch.CPU)
-			defer x.MustDrop()
-			steps := ts.MustOfSlice([]int64{0, 999})
-			defer steps.MustDrop()
-			out, err := m.PredictNoise(x, steps, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.MustDrop()
-			if got := out.MustSize(); len(got) != 4 || got[0] != 2 || got[1] != 1 || got[2] != 28 || got[3] != 28 {
-				t.Errorf("output shape %v, want [2 1 28 28]", got)
-			}
+			checkForwardShape(t, m, 1, 28, 28)
 		})
 	}
 	// The closed form agrees with the guide's own count, and the guide spelt out is the guide.

@@ -3,6 +3,8 @@ package ddpm
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -32,11 +34,14 @@ const (
 	SamplerDDIM       = "ddim"         // Song et al. 2021, eq. 12 (η from the caller)
 	SamplerDPMPP2M    = "dpmpp_2m"     // DPM-Solver++(2M), Lu et al. 2022, Algorithm 2
 	SamplerDPMPP2MSDE = "dpmpp_2m_sde" // its stochastic variant (η = 1)
+	SamplerDPMPP3M    = "dpmpp_3m"     // DPM-Solver++(3M), the third-order multistep solver
+	SamplerDPMPP3MSDE = "dpmpp_3m_sde" // its stochastic variant (η = 1)
+	SamplerUniPC      = "unipc"        // UniPC-2 with B(h) = e^h − 1, Zhao et al. 2023
 )
 
 // Samplers lists the sampler names NewSampler accepts.
 func Samplers() []string {
-	return []string{SamplerDDPM, SamplerDDIM, SamplerDPMPP2M, SamplerDPMPP2MSDE}
+	return []string{SamplerDDPM, SamplerDDIM, SamplerDPMPP2M, SamplerDPMPP2MSDE, SamplerDPMPP3M, SamplerDPMPP3MSDE, SamplerUniPC}
 }
 
 // NewSampler builds the named sampler (see Samplers) over steps timesteps (0 = all T) with
@@ -74,9 +79,27 @@ func NewSpacedSampler(kind, spacing string, sched *Schedule, steps int, eta floa
 		return newDPMPP2MSampler(sched, timesteps, spacing, clipX0), nil
 	case SamplerDPMPP2MSDE:
 		return newDPMPP2MSDESampler(sched, timesteps, spacing, sdeEta, clipX0), nil
+	case SamplerDPMPP3M:
+		return newDPMPP3MSampler(sched, timesteps, spacing, clipX0), nil
+	case SamplerDPMPP3MSDE:
+		return newDPMPP3MSDESampler(sched, timesteps, spacing, sdeEta, clipX0), nil
+	case SamplerUniPC:
+		return newUniPCSampler(sched, timesteps, spacing, uniPCOrder, true, clipX0), nil
 	default:
-		return nil, fmt.Errorf("unknown sampler %q (want %q, %q, %q or %q)", kind, SamplerDDPM, SamplerDDIM, SamplerDPMPP2M, SamplerDPMPP2MSDE)
+		return nil, fmt.Errorf("unknown sampler %q (want one of %s)", kind, quotedList(Samplers()))
 	}
+}
+
+// quotedList joins names as "a", "b" or "c".
+func quotedList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 // SpacedTimesteps returns k timesteps out of 0..T-1, descending, with "trailing" spacing
@@ -126,6 +149,28 @@ type SampleOptions struct {
 	// Context, if set, is checked before every step; sampling stops with its error once it is
 	// done (for example on Ctrl-C).
 	Context context.Context
+	// OnFrame, if set, is handed the sampler's state after every FrameEvery-th step and after
+	// the last one (FrameEvery below 1 means every step), for a live view of the denoising.
+	// A non-nil error from it stops sampling and is returned.
+	OnFrame    func(StepFrame) error
+	FrameEvery int
+}
+
+// StepFrame is what SampleOptions.OnFrame sees after one step: x after the step (at the next
+// visited timestep; x_0 after the last) and the sampler's predicted x̂_0 at that step, both as
+// Go values clamped to [-1, 1] in the layout of x_T (B·C·H·W).
+type StepFrame struct {
+	Step, Steps int // steps done (1..Steps) and the number of steps
+	T           int // the timestep the step started from
+	X, PredX0   []float32
+}
+
+// wantFrame reports whether OnFrame sees step done (1-based) of steps.
+func (o SampleOptions) wantFrame(done, steps int) bool {
+	if o.OnFrame == nil {
+		return false
+	}
+	return done == steps || done%max(1, o.FrameEvery) == 0
 }
 
 // SampleResult holds the final images and any kept frames, as Go values in [-1, 1] (clamped).
@@ -190,10 +235,21 @@ func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOpt
 			var s scope
 			tt := s.fromInt64(repeatInt64(int64(t), batch), device)
 			eps := model.guidedNoise(&s, x, tt, labels, opts.Guidance)
-			prev, _ := sampler.Step(&s, i, eps, x)
+			prev, predX0 := sampler.Step(&s, i, eps, x)
 			if s.err != nil {
 				s.drop()
 				return fmt.Errorf("sampling step t=%d: %w", t, s.err)
+			}
+			var frame *StepFrame
+			if opts.wantFrame(i+1, len(timesteps)) {
+				frame = &StepFrame{Step: i + 1, Steps: len(timesteps), T: t}
+				if frame.X, err = clampedValues(prev); err == nil {
+					frame.PredX0, err = clampedValues(predX0)
+				}
+				if err != nil {
+					s.drop()
+					return fmt.Errorf("sampling step t=%d: frame: %w", t, err)
+				}
 			}
 			s.release(prev)
 			s.drop()
@@ -209,6 +265,11 @@ func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOpt
 			}
 			if opts.Progress != nil {
 				opts.Progress(i+1, len(timesteps))
+			}
+			if frame != nil {
+				if err := opts.OnFrame(*frame); err != nil {
+					return err
+				}
 			}
 		}
 		res.Images, err = clampedValues(x)

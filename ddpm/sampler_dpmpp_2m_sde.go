@@ -1,7 +1,5 @@
 package ddpm
 
-import "math"
-
 // DPM-Solver++(2M) SDE: the stochastic variant of DPM-Solver++(2M) (Lu et al. 2022), solving the
 // reverse diffusion SDE instead of the ODE, as in k-diffusion's sample_dpmpp_2m_sde with
 // solver_type = "midpoint" (and diffusers' algorithm_type = "sde-dpmsolver++"). The noise it
@@ -32,20 +30,8 @@ import "math"
 // sdeEta is the η of "dpmpp_2m_sde": the reverse SDE itself.
 const sdeEta = 1
 
-// newDPMPP2MSDESampler builds DPM-Solver++(2M) SDE with stochasticity eta in [0, 1].
+// newDPMPP2MSDESampler builds DPM-Solver++(2M) SDE with stochasticity eta in [0, 1]; the
+// coefficients above are newDPMSolverPP's (sampler_dpmpp_2m.go), with H = (1 + η)·h_i.
 func newDPMPP2MSDESampler(s *Schedule, timesteps []int, spacing string, eta float64, clipX0 bool) *dpmSolverMultistep {
-	d := &dpmSolverMultistep{name: "dpm-solver++(2M) SDE", timesteps: timesteps, spacing: spacing, clipX0: clipX0}
-	g := newLambdaGrid(s, timesteps)
-	for i := range timesteps {
-		h := g.h(i)
-		etaH := eta * h // ηh_i; 0 when η = 0, even on the last step where h = ∞
-		if eta == 0 {
-			etaH = 0
-		}
-		xCoef := g.sigmaRatio(i) * math.Exp(-etaH)              // (σ_{i+1}/σ_i)·e^{−ηh}
-		x0Coef := -g.alpha[i+1] * math.Expm1(-h-etaH)           // α_{i+1}·(1 − e^{−(1+η)h})
-		noise := g.sigma[i+1] * math.Sqrt(-math.Expm1(-2*etaH)) // σ_{i+1}·√(1 − e^{−2ηh})
-		d.appendStep(g, i, xCoef, x0Coef, noise)
-	}
-	return d
+	return newDPMSolverPP("dpm-solver++(2M) SDE", s, timesteps, spacing, 2, eta, clipX0)
 }

@@ -17,15 +17,11 @@ import (
 // Schedule holds a noise schedule and every per-step coefficient derived from it, in float64.
 // All slices have length T and are indexed by t = 0..T-1.
 type Schedule struct {
-	Kind                      string    // "linear" or "cosine"
 	T                         int       // number of diffusion steps
 	Betas                     []float64 // β_t
-	Alphas                    []float64 // α_t = 1 − β_t
 	AlphasCumprod             []float64 // ᾱ_t = ∏_{s≤t} α_s
-	AlphasCumprodPrev         []float64 // ᾱ_{t−1}, with ᾱ_{−1} = 1
 	SqrtAlphasCumprod         []float64 // √ᾱ_t, the signal scale in q(x_t | x_0)
 	SqrtOneMinusAlphasCumprod []float64 // √(1 − ᾱ_t), the noise scale in q(x_t | x_0)
-	SqrtRecipAlphas           []float64 // 1/√α_t, used by the ancestral step (Algorithm 2)
 	PosteriorVariance         []float64 // β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), eq. 7
 }
 
@@ -65,7 +61,7 @@ func LinearSchedule(T int, betaStart, betaEnd float64) (*Schedule, error) {
 		}
 		betas[t] = betaStart + (betaEnd-betaStart)*float64(t)/float64(T-1)
 	}
-	return fromBetas(Linear, betas), nil
+	return fromBetas(betas), nil
 }
 
 // CosineSchedule is Nichol & Dhariwal's schedule (eq. 17): ᾱ_t = f(t)/f(0) with
@@ -83,33 +79,28 @@ func CosineSchedule(T int, s float64) (*Schedule, error) {
 		// Step t of ours is the paper's step t+1: β_{t+1} = 1 − ᾱ_{t+1}/ᾱ_t.
 		betas[t] = math.Min(1-f(t+1)/f(t), 0.999)
 	}
-	return fromBetas(Cosine, betas), nil
+	return fromBetas(betas), nil
 }
 
 // fromBetas derives every coefficient from β.
-func fromBetas(kind string, betas []float64) *Schedule {
+func fromBetas(betas []float64) *Schedule {
 	T := len(betas)
 	s := &Schedule{
-		Kind: kind, T: T, Betas: betas,
-		Alphas:                    make([]float64, T),
+		T: T, Betas: betas,
 		AlphasCumprod:             make([]float64, T),
-		AlphasCumprodPrev:         make([]float64, T),
 		SqrtAlphasCumprod:         make([]float64, T),
 		SqrtOneMinusAlphasCumprod: make([]float64, T),
-		SqrtRecipAlphas:           make([]float64, T),
 		PosteriorVariance:         make([]float64, T),
 	}
-	prod := 1.0
+	prod := 1.0 // ᾱ_{t−1}, with ᾱ_{−1} = 1
 	for t, beta := range betas {
-		s.AlphasCumprodPrev[t] = prod
-		s.Alphas[t] = 1 - beta // α_t = 1 − β_t
-		prod *= s.Alphas[t]    // ᾱ_t = ᾱ_{t−1} · α_t
+		alphasCumprodPrev := prod
+		prod *= 1 - beta // ᾱ_t = ᾱ_{t−1} · α_t, α_t = 1 − β_t
 		s.AlphasCumprod[t] = prod
 		s.SqrtAlphasCumprod[t] = math.Sqrt(prod)
 		s.SqrtOneMinusAlphasCumprod[t] = math.Sqrt(1 - prod)
-		s.SqrtRecipAlphas[t] = 1 / math.Sqrt(s.Alphas[t])
 		// β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), eq. 7; β̃_0 = 0 since ᾱ_{−1} = 1.
-		s.PosteriorVariance[t] = beta * (1 - s.AlphasCumprodPrev[t]) / (1 - prod)
+		s.PosteriorVariance[t] = beta * (1 - alphasCumprodPrev) / (1 - prod)
 	}
 	return s
 }

@@ -15,19 +15,21 @@ import (
 // UNetConfig sizes the U-Net. Its zero values beyond the first four fields are the guide's
 // SimpleUNet, so a checkpoint written before those fields existed describes the same network.
 type UNetConfig struct {
-	ImageChannels int // 1 for MNIST and Fashion-MNIST
+	ImageChannels int // 1 for MNIST and Fashion-MNIST, 3 for RGB; 0 means 1
 	BaseChannels  int // 64 in the guide; a multiple of 8 (GroupNorm uses 8 groups)
 	TimeEmbDim    int // 256 in the guide; even
 	NumClasses    int // > 0 makes the model class-conditional (plus one "null" class for guidance)
 
 	// ChannelMult gives each level's width as a multiple of BaseChannels; nil is the guide's
-	// [1, 2]. Level i works at H/2^i, the bottleneck at H/2^L with the last level's width.
+	// [1, 2]. Level i works at H/2^i, the bottleneck at H/2^L with the last level's width, so
+	// its length L is the depth: at 64×64 a third level ([1, 2, 2]) keeps the bottleneck at 8×8.
 	ChannelMult []int `json:",omitempty"`
 	// ResBlocks is the number of blocks per level (down, up and bottleneck); 0 means 1. The
 	// blocks after a level's first are residual: h + block(h).
 	ResBlocks int `json:",omitempty"`
-	// Attention lists the resolutions (28, 14, 7 at the guide's depth) after whose every block
-	// a self-attention block is added.
+	// Attention lists the resolutions (28, 14, 7 at the guide's depth on 28×28 images: the side
+	// of a level's feature maps, see LevelResolutions) after whose every block a self-attention
+	// block is added.
 	Attention []int `json:",omitempty"`
 	// AttentionHeads is the head count of the attention blocks; 0 means DefaultAttentionHeads.
 	AttentionHeads int `json:",omitempty"`
@@ -39,6 +41,21 @@ type UNetConfig struct {
 	Dropout float64 `json:",omitempty"`
 	// Prediction is what the network's output means: "eps" (also "") or "v" (prediction.go).
 	Prediction string `json:",omitempty"`
+	// ImageHeight and ImageWidth are the size of the images the network is built for; 0 means
+	// 28 (MNIST). The network is convolutional, so they change no parameter: they fix the side
+	// of each level, which Attention names, and must halve exactly once per level (divisible
+	// by 2^len(ChannelMult)). A checkpoint records them, so it knows its image shape.
+	ImageHeight int `json:",omitempty"`
+	ImageWidth  int `json:",omitempty"`
+}
+
+// DefaultImageSide is the image side of a UNetConfig that gives none: MNIST's 28.
+const DefaultImageSide = 28
+
+// Shape returns the (C, H, W) of the images the network takes and returns, with the defaults
+// (1, 28, 28) filled in.
+func (c UNetConfig) Shape() (channels, height, width int) {
+	return max(c.ImageChannels, 1), cmp.Or(c.ImageHeight, DefaultImageSide), cmp.Or(c.ImageWidth, DefaultImageSide)
 }
 
 // DefaultAttentionHeads is the head count of an attention block when UNetConfig gives none.
@@ -69,11 +86,28 @@ func (c UNetConfig) compact() UNetConfig {
 	if c.Prediction == PredictEps {
 		c.Prediction = ""
 	}
+	if c.ImageHeight == DefaultImageSide {
+		c.ImageHeight = 0
+	}
+	if c.ImageWidth == DefaultImageSide {
+		c.ImageWidth = 0
+	}
 	return c
 }
 
 // Equal reports whether c and o describe the same network (defaults spelt out or not).
 func (c UNetConfig) Equal(o UNetConfig) bool { return reflect.DeepEqual(c.compact(), o.compact()) }
+
+// levels is the number of levels of the down (and up) path: len(ChannelMult), 2 for the guide's.
+func (c UNetConfig) levels() int { return len(c.widths()) - 1 }
+
+// LevelResolutions returns the side of each level's feature maps, full resolution first, then
+// the bottleneck's: 28, 14, 7 for the guide's network, 64, 32, 16, 8 for three levels at 64×64.
+// For images that are not square the side is the height. These are the values Attention takes.
+func (c UNetConfig) LevelResolutions() []int {
+	_, h, _ := c.Shape()
+	return levelResolutions(c.levels(), h)
+}
 
 // widths returns the channels of each level and of the bottleneck (last), from ChannelMult.
 func (c UNetConfig) widths() []int64 {
@@ -144,6 +178,9 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	if cfg.ImageChannels < 1 {
 		cfg.ImageChannels = 1
 	}
+	if cfg.ImageHeight < 0 || cfg.ImageWidth < 0 {
+		return nil, fmt.Errorf("unet: image size must be positive, got %d×%d", cfg.ImageHeight, cfg.ImageWidth)
+	}
 	cfg = cfg.compact()
 	act, err := activationFor(cfg.Activation)
 	if err != nil {
@@ -162,7 +199,14 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	heads := int64(cmp.Or(cfg.AttentionHeads, DefaultAttentionHeads))
 	widths := cfg.widths() // per level, then the bottleneck
 	levels := len(widths) - 1
-	resolutions := levelResolutions(levels)
+	_, height, width := cfg.Shape()
+	// Max-pooling halves the side at every level and the transposed convolutions double it back,
+	// so the skip connections only line up when both sides divide by 2^levels.
+	if height%(1<<levels) != 0 || width%(1<<levels) != 0 {
+		return nil, fmt.Errorf("unet: %d×%d images do not halve exactly %d times (once per level); use sides divisible by %d or fewer levels",
+			height, width, levels, 1<<levels)
+	}
+	resolutions := levelResolutions(levels, height)
 	for _, r := range cfg.Attention {
 		if !slices.Contains(resolutions, r) {
 			return nil, fmt.Errorf("unet: no level at resolution %d (have %v)", r, resolutions)
@@ -221,12 +265,12 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	return m, nil
 }
 
-// levelResolutions is the side of each level of a U-Net with levels levels on 28×28 images,
-// then the bottleneck's: 28, 14, 7 for the guide's.
-func levelResolutions(levels int) []int {
+// levelResolutions is the side of each level of a U-Net with levels levels on images of the
+// given side, then the bottleneck's: 28, 14, 7 for the guide's.
+func levelResolutions(levels, side int) []int {
 	r := make([]int, levels+1)
 	for i := range r {
-		r[i] = 28 >> i
+		r[i] = side >> i
 	}
 	return r
 }
@@ -245,7 +289,7 @@ func blockName(name string, j int) string {
 func (m *UNet) Forward(x, t, y *ts.Tensor) (*ts.Tensor, error) { return m.ForwardT(x, t, y, false) }
 
 // ForwardT runs the network; train turns dropout on (training passes only). x is
-// (B,C,28,28) float, t is (B) int64 in 0..T-1 and y is (B) int64 class labels (NumClasses
+// (B,C,H,W) float with the config's Shape, t is (B) int64 in 0..T-1 and y is (B) int64 class labels (NumClasses
 // means "no class"), or nil for unconditional models. The returned tensor is owned by the
 // caller.
 func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
@@ -265,19 +309,19 @@ func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
 	}
 	f.emb = emb
 
-	h := m.initConv.forward(&s, x) // (B, C, 28, 28)
+	h := m.initConv.forward(&s, x) // (B, base, H, W)
 	skips := make([]*ts.Tensor, len(m.down))
 	for i, lv := range m.down {
-		skips[i] = f.level(lv, h) // (B, C·mult[i], 28/2^i, 28/2^i)
+		skips[i] = f.level(lv, h) // (B, base·mult[i], H/2^i, W/2^i)
 		h = s.maxPool2(skips[i])  // halve the resolution
 	}
-	h = f.level(m.bottleneck, h) // (B, C·mult[L−1], 28/2^L, 28/2^L)
+	h = f.level(m.bottleneck, h) // (B, base·mult[L−1], H/2^L, W/2^L)
 	for k, u := range m.up {
 		skip := skips[len(skips)-1-k]
 		h = u.upsample.forward(&s, h)           // double the resolution
-		h = f.level(u.level, s.cat(1, h, skip)) // (B, C·mult[i], 28/2^i, 28/2^i)
+		h = f.level(u.level, s.cat(1, h, skip)) // (B, base·mult[i], H/2^i, W/2^i)
 	}
-	out := s.fp32(m.finalConv.forward(&s, h)) // (B, 1, 28, 28), fp32 for the loss and the samplers
+	out := s.fp32(m.finalConv.forward(&s, h)) // (B, C, H, W), fp32 for the loss and the samplers
 	if s.err != nil {
 		return nil, fmt.Errorf("unet forward: %w", s.err)
 	}

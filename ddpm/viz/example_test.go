@@ -2,6 +2,7 @@ package viz_test
 
 import (
 	"fmt"
+	"image"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/viz"
 )
@@ -23,4 +24,18 @@ func Example() {
 	// [255 255 255 255 255 255 255]
 	// [255 0 255 255 128 0 255]
 	// [255 255 255 255 255 255 255]
+}
+
+// One 1×2 colour image, channel-major (its R plane, then G, then B), without padding: the left
+// pixel is pure red, the right one mid-grey.
+func ExampleGridC() {
+	images := []float32{
+		1, 0, // R
+		-1, 0, // G
+		-1, 0, // B
+	}
+	img := viz.GridC(images, 1, 3, 1, 2, 1, 0, 1).(*image.NRGBA)
+	fmt.Println(img.NRGBAAt(0, 0), img.NRGBAAt(1, 0))
+	// Output:
+	// {255 0 0 255} {128 128 128 255}
 }

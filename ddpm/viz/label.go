@@ -2,6 +2,8 @@ package viz
 
 import (
 	"image"
+	"image/color"
+	"image/draw"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -24,7 +26,18 @@ var face = basicfont.Face7x13
 // A nil or empty slice adds no margin; missing labels are left blank and
 // extra ones ignored. With both slices empty the result equals Grid's.
 func LabeledGrid(images []float32, n, h, w, cols, pad, scale int, colLabels, rowLabels []string) *image.Gray {
-	l := newLayout(images, n, h, w, cols, pad, scale)
+	return labeledGrid(images, n, 1, h, w, cols, pad, scale, colLabels, rowLabels).(*image.Gray)
+}
+
+// LabeledGridC is [LabeledGrid] for images of c channels, c·h·w values each,
+// channel-major, as [GridC] draws them: c = 1 gives LabeledGrid's
+// *image.Gray, c = 3 an *image.NRGBA with the same layout and black labels.
+func LabeledGridC(images []float32, n, c, h, w, cols, pad, scale int, colLabels, rowLabels []string) image.Image {
+	return labeledGrid(images, n, c, h, w, cols, pad, scale, colLabels, rowLabels)
+}
+
+func labeledGrid(images []float32, n, c, h, w, cols, pad, scale int, colLabels, rowLabels []string) image.Image {
+	l := newLayout(images, n, c, h, w, cols, pad, scale)
 	k := max(1, l.scale/2)   // text scale
 	lineH := face.Height * k // height of one line of text
 	gap := max(2*k, l.pad)   // space around text
@@ -46,17 +59,26 @@ func LabeledGrid(images []float32, n, h, w, cols, pad, scale int, colLabels, row
 		l.cellH = max(l.cellH, lineH)
 	}
 
-	dst := l.canvas()
-	l.drawTiles(dst, images)
+	var dst draw.Image
+	var set func(x, y int, v uint8)
+	if c == 1 {
+		g := l.canvas()
+		l.drawTiles(g, images)
+		dst, set = g, func(x, y int, v uint8) { g.SetGray(x, y, grayOf(v)) }
+	} else {
+		rgb := l.canvasRGB()
+		l.drawTilesRGB(rgb, images)
+		dst, set = rgb, func(x, y int, v uint8) { rgb.SetNRGBA(x, y, color.NRGBA{R: v, G: v, B: v, A: 255}) }
+	}
 	for c, s := range colLabels {
 		cell := l.cell(0, c)
 		x := cell.Min.X + (cell.Dx()-textWidth(s)*k)/2
-		drawText(dst, image.Pt(x, l.top-gap-lineH), s, k)
+		drawText(dst.Bounds(), set, image.Pt(x, l.top-gap-lineH), s, k)
 	}
 	for r, s := range rowLabels {
 		cell := l.cell(r, 0)
 		x := l.left - gap - textWidth(s)*k // right-aligned against the grid
-		drawText(dst, image.Pt(x, cell.Min.Y+(cell.Dy()-lineH)/2), s, k)
+		drawText(dst.Bounds(), set, image.Pt(x, cell.Min.Y+(cell.Dy()-lineH)/2), s, k)
 	}
 	return dst
 }
@@ -67,8 +89,9 @@ func textWidth(s string) int {
 }
 
 // drawText draws s in black with its top-left corner at p, each font pixel a
-// k×k block. Pixels outside dst are dropped.
-func drawText(dst *image.Gray, p image.Point, s string, k int) {
+// k×k block, through set (which writes one grey level). Pixels outside b are
+// dropped.
+func drawText(b image.Rectangle, set func(x, y int, v uint8), p image.Point, s string, k int) {
 	w := textWidth(s)
 	if w == 0 {
 		return
@@ -80,12 +103,11 @@ func drawText(dst *image.Gray, p image.Point, s string, k int) {
 	}
 	d := font.Drawer{Dst: txt, Src: image.Black, Face: face, Dot: fixed.P(0, face.Ascent)}
 	d.DrawString(s)
-	b := dst.Bounds()
 	for y := range face.Height * k {
 		for x := range w * k {
 			if v := txt.Pix[(y/k)*txt.Stride+x/k]; v < 255 {
 				if q := p.Add(image.Pt(x, y)); q.In(b) {
-					dst.SetGray(q.X, q.Y, grayOf(v))
+					set(q.X, q.Y, v)
 				}
 			}
 		}

@@ -5,13 +5,13 @@ import (
 	"flag"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ddpmlab/ddpmlab/ddpm/viz/viztest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.png")
@@ -223,15 +223,7 @@ func checkGolden(t *testing.T, name string, g *image.Gray) {
 
 func readPNG(t *testing.T, path string) *image.Gray {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := viztest.DecodePNG(t, path)
 	g, ok := img.(*image.Gray)
 	if !ok {
 		t.Fatalf("%s decodes to %T; want *image.Gray", path, img)
@@ -270,15 +262,7 @@ func TestWriteGIF(t *testing.T) {
 	if err := WriteGIF(path, frames, 8); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	anim, err := gif.DecodeAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	anim := viztest.DecodeGIF(t, path)
 	if len(anim.Image) != 5 {
 		t.Fatalf("%d frames; want 5", len(anim.Image))
 	}
@@ -304,11 +288,8 @@ func TestWriteGIF(t *testing.T) {
 		if err := WriteGIF(p, frames[:2], 30); err != nil {
 			t.Fatal(err)
 		}
-		f, _ := os.Open(p)
-		defer f.Close()
-		anim, err := gif.DecodeAll(f)
-		if err != nil || !equal(anim.Delay, []int{30, 150}) {
-			t.Errorf("delays = %v, %v; want [30 150]", anim.Delay, err)
+		if anim := viztest.DecodeGIF(t, p); !equal(anim.Delay, []int{30, 150}) {
+			t.Errorf("delays = %v; want [30 150]", anim.Delay)
 		}
 	})
 }
