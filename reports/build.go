@@ -248,8 +248,8 @@ func (b *builder) build() error {
 		File:        b.m.File,
 		Scale:       b.m.Scale,
 		Varies:      strings.Join(b.m.VariedKeys, ", "),
-		Code:        distinct(b.runs, func(r *runView) string { return r.Fingerprint.first(fpCodeKeys) }),
-		Libtorch:    distinct(b.runs, func(r *runView) string { return r.Fingerprint.first(fpLibtorchKeys) }),
+		Code:        distinct(b.runs, func(r *runView) string { return r.Fingerprint.CodeVersion }),
+		Libtorch:    distinct(b.runs, func(r *runView) string { return r.Fingerprint.LibtorchVersion }),
 		Machine:     distinct(b.runs, machine),
 		Results:     newResultsView(settings, v, tableOptions{}),
 		Guide:       guideFor(b.m, settings),
@@ -485,23 +485,20 @@ func distinct(runs []*runView, get func(*runView) string) string {
 func machine(r *runView) string {
 	fp := r.Fingerprint
 	var details []string
-	if d := fp.first(fpDeviceKeys); d != "" {
-		details = append(details, d)
+	if fp.Device != "" {
+		details = append(details, fp.Device)
 	}
-	if c := fp.first(fpCPUKeys); c != "" {
-		details = append(details, c+" CPUs")
+	if fp.CPUs > 0 {
+		details = append(details, strconv.Itoa(fp.CPUs)+" CPUs")
 	}
-	osArch := fp.first(fpOSKeys)
-	if a := fp.first(fpArchKeys); a != "" && osArch != "" && !strings.Contains(osArch, "/") {
-		osArch += "/" + a
+	osArch := fp.OS
+	if fp.Arch != "" && osArch != "" {
+		osArch += "/" + fp.Arch
 	}
 	if osArch != "" {
 		details = append(details, osArch)
 	}
-	host := fp.first(fpHostKeys)
-	if host == "" {
-		host = r.Status.Host
-	}
+	host := cmp.Or(fp.Host, r.Status.Host)
 	if len(details) == 0 {
 		return host
 	}
@@ -666,7 +663,7 @@ func (b *builder) runPage(r *runView) runPage {
 		add(&p.Summary, "sampler", sm.Sampler)
 		add(&p.Summary, "sample steps", strconv.Itoa(sm.SampleSteps))
 		add(&p.Summary, "sampling time per 64 images", fmtDuration(sm.SampleSecondsPer64))
-		if r.EvalN > 0 && sm.Metrics.Recognizable != nil {
+		if r.EvalN > 0 && sm.Metrics.FD != nil { // FD: measured for every dataset, labelled or not
 			add(&p.Summary, "evaluation samples", fmtCount(r.EvalN))
 		}
 		for _, q := range qualityMetrics {
@@ -682,8 +679,6 @@ func (b *builder) runPage(r *runView) runPage {
 			add(&p.Summary, q.label, text)
 		}
 	}
-	for _, k := range sortedKeys(r.Fingerprint) {
-		p.Fingerprint = append(p.Fingerprint, kv{k, r.Fingerprint[k]})
-	}
+	p.Fingerprint = fingerprintRows(r.Fingerprint)
 	return p
 }

@@ -124,8 +124,8 @@ func (b *builder) compare(sides [2]compareSide) error {
 			Role: []string{"A", "B"}[i], Name: side.m.Name, Link: "../" + side.m.Name + "/index.html",
 			Description: sweepDescription(side.m.File), Varies: strings.Join(side.m.VariedKeys, ", "),
 			Scale: side.m.Scale, Ran: meta.Ran, Counts: meta.Counts,
-			Code:     distinct(side.runs, func(r *runView) string { return r.Fingerprint.first(fpCodeKeys) }),
-			Libtorch: distinct(side.runs, func(r *runView) string { return r.Fingerprint.first(fpLibtorchKeys) }),
+			Code:     distinct(side.runs, func(r *runView) string { return r.Fingerprint.CodeVersion }),
+			Libtorch: distinct(side.runs, func(r *runView) string { return r.Fingerprint.LibtorchVersion }),
 			Machine:  distinct(side.runs, machine),
 		})
 		for _, st := range side.settings {

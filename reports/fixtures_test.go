@@ -14,11 +14,15 @@ import (
 	"image/gif"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
@@ -37,7 +41,6 @@ type fixtureRun struct {
 	varied  map[string]string
 	failed  bool
 	summary string // summary.json, "" for none
-	quality string // metrics/quality.json, "" for none
 	eval    int    // eval.num_samples in config.toml, 0 to leave it out
 	epochs  int    // train.epochs; rows of epochs.csv unless failed
 	steps   int    // rows of loss.csv
@@ -73,36 +76,39 @@ func summaryJSON(final float64, m store.Metrics) string {
 	return string(b)
 }
 
-// qualityJSON is the part of metrics/quality.json the report reads: n, and for a
-// class-conditional model the samples requested per class.
-func qualityJSON(n int, conditional bool) string {
-	q := map[string]any{"metrics": map[string]any{"n": n}}
-	if conditional {
-		var req [10]int
-		for i := range n {
-			req[i%10]++
-		}
-		q["class"] = map[string]any{"requested": req}
+func intPtr(n int) *int { return &n }
+
+// fdBootstrap gives a fake run FD fd with a bootstrap over its n = 250 samples as
+// ddpm/quality.BootstrapFD records it: 200 replicates fd + 0.4 + c_j + e_j, c_j common to
+// every run of the sweep (the same resamples) and e_j the run's own, rounded to 3 decimals, and
+// the basic interval [fd − (q_0.975 − m*), fd + (m* − q_0.025)].
+func fdBootstrap(m *store.Metrics, sweepSeed, run uint64) {
+	common, own := rand.New(rand.NewPCG(sweepSeed, 0)), rand.New(rand.NewPCG(sweepSeed, run+1))
+	reps := make([]float64, 200)
+	for j := range reps {
+		reps[j] = math.Round((*m.FD+0.4+0.6*common.NormFloat64()+0.5*own.NormFloat64())*1000) / 1000
 	}
-	b, err := json.Marshal(q)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
+	sorted := slices.Sorted(slices.Values(reps))
+	mean := stat.Mean(sorted, nil)
+	qLo, qHi := stat.Quantile(0.025, stat.Empirical, sorted, nil), stat.Quantile(0.975, stat.Empirical, sorted, nil)
+	m.FDLow, m.FDHigh = ptr(math.Round((*m.FD-(qHi-mean))*1000)/1000), ptr(math.Round((*m.FD+(mean-qLo))*1000)/1000)
+	m.FDBootstrap = reps
 }
 
 // lrRuns are three learning rates at n = 250 with the given recognizable shares: the quick
 // learning-rate report of issue 17, whose winner is inside the noise.
+// Each run's FD carries a bootstrap (fdBootstrap), as runs evaluated since it was recorded do.
 func lrRuns(sweep string, recognizable [3]float64, fd [3]float64) []fixtureRun {
 	var runs []fixtureRun
 	for i, lr := range []string{"0.0001", "0.0002", "0.0005"} {
+		m := store.Metrics{
+			FD: ptr(fd[i]), FDReal: ptr(0.8), FDRealN: ptr(1.9), Recognizable: ptr(recognizable[i]),
+			ClassEntropy: ptr([]float64{3.05, 3.10, 3.08}[i]), MinClassShare: ptr([]float64{0.052, 0.06, 0.056}[i]), N: intPtr(250)}
+		fdBootstrap(&m, uint64(len(sweep)), uint64(i))
 		runs = append(runs, fixtureRun{
 			hash: fixtureHash(sweep, i), varied: map[string]string{"train.lr": lr},
 			epochs: 4, steps: 376, grids: []int{1, 2, 3, 4}, rate: []float64{0.5, 0.8, 1.2}[i], eval: 250,
-			summary: summaryJSON([]float64{0.0612, 0.0571, 0.0549}[i], store.Metrics{
-				FD: ptr(fd[i]), FDReal: ptr(0.8), FDRealN: ptr(1.9), Recognizable: ptr(recognizable[i]),
-				ClassEntropy: ptr([]float64{3.05, 3.10, 3.08}[i]), MinClassShare: ptr([]float64{0.052, 0.06, 0.056}[i])}),
-			quality: qualityJSON(250, false),
+			summary: summaryJSON([]float64{0.0612, 0.0571, 0.0549}[i], m),
 		})
 	}
 	return runs
@@ -128,8 +134,7 @@ func seedRuns() []fixtureRun {
 				x := vals[i][j]
 				r.summary = summaryJSON(x.loss, store.Metrics{FD: ptr(x.fd), FDReal: ptr(0.8), FDRealN: ptr(2.2),
 					Recognizable: ptr(x.recog), ClassEntropy: ptr(3.2), MinClassShare: ptr(0.07),
-					ClassAccuracy: ptr(x.acc), Diversity: ptr(x.div), DiversityReal: ptr(12.5)})
-				r.quality = qualityJSON(200, true)
+					ClassAccuracy: ptr(x.acc), Diversity: ptr(x.div), DiversityReal: ptr(12.5), N: intPtr(200)})
 			}
 			runs = append(runs, r)
 		}
@@ -150,8 +155,7 @@ func durationRuns() []fixtureRun {
 			epochs: ep, steps: 8 * ep, grids: spread(grids, 4), rate: 0.4, eval: 250,
 			summary: summaryJSON([]float64{0.052, 0.031, 0.022}[i], store.Metrics{
 				FD: ptr([]float64{12.1, 5.3, 3.2}[i]), FDReal: ptr(0.8), FDRealN: ptr(1.9),
-				Recognizable: ptr([]float64{0.58, 0.83, 0.92}[i]), ClassEntropy: ptr(3.2), MinClassShare: ptr(0.07)}),
-			quality: qualityJSON(250, false),
+				Recognizable: ptr([]float64{0.58, 0.83, 0.92}[i]), ClassEntropy: ptr(3.2), MinClassShare: ptr(0.07), N: intPtr(250)}),
 		})
 	}
 	return runs
@@ -174,11 +178,10 @@ var fixtureSweeps = []fixtureSweep{
  "param_count": 2056577, "weights": "ema", "sampler": "ddpm", "sample_steps": 1000,
  "sample_seconds_per_64": 31.0,
  "metrics": {"fd": 14.2, "fd_real": 0.8, "fd_real_n": 1.9, "recognizable": 0.55, "class_entropy": 2.11,
-             "min_class_share": 0.04}}`,
-				quality: qualityJSON(250, false),
+             "min_class_share": 0.04, "n": 250}}`,
 			},
 			{
-				// No metrics/quality.json: n comes from the config's eval.num_samples.
+				// No metrics.n in summary.json: n comes from the config's eval.num_samples.
 				hash:   "a0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9f",
 				varied: map[string]string{"train.lr": "0.0005"}, epochs: 3, steps: 450, grids: []int{1, 2, 3}, denoise: true, rate: 1.2,
 				eval: 250,
@@ -272,8 +275,8 @@ func writeFixtureRun(t *testing.T, put func(rel, text string), sw fixtureSweep, 
 	}
 	put(dir+"config.toml", cfg)
 	put(dir+"fingerprint.json", fmt.Sprintf(`{"code_version": %q, "go_version": "go1.26.8",
- "libtorch_version": "2.5.1+cpu", "host": "lab-01", "os": "linux", "arch": "amd64", "cpus": 2,
- "device": "cpu", "seed": %s}`+"\n", sw.code, seed))
+ "libtorch_version": "2.5.1+cpu", "host": "lab-01", "os": "linux", "arch": "amd64", "cpus": "2",
+ "device": "cpu", "seed": "%s"}`+"\n", sw.code, seed))
 	state, extra := "done", `"exit_code": 0`
 	if r.failed {
 		state = "failed"
@@ -291,9 +294,6 @@ func writeFixtureRun(t *testing.T, put func(rel, text string), sw fixtureSweep, 
  "log_tail": "see stderr.log"}`+"\n", state, extra, 4100+10*si+i, start, end, epochsDone, r.epochs))
 	if r.summary != "" {
 		put(dir+"summary.json", r.summary+"\n")
-	}
-	if r.quality != "" {
-		put(dir+"metrics/quality.json", r.quality+"\n")
 	}
 	var loss, epochs strings.Builder
 	loss.WriteString("step,epoch,loss\n")

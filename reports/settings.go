@@ -133,6 +133,9 @@ type measure struct {
 	title string
 	// single says why one run's value has no interval; used by the verdict.
 	single string
+	// interval is one run's bootstrap interval of a measure that is no share (FD), with the
+	// bootstrap's replicates; ok is false when the run recorded none. nil for other measures.
+	interval func(*runView) (lo, hi float64, replicates []float64, ok bool)
 }
 
 // share reports whether the measure is a share of samples.
@@ -186,8 +189,9 @@ var measures = []measure{
 	{key: "sample_seconds_per_64", label: "s/64", title: "seconds to sample 64 images", group: "sampling", better: lowerBetter, format: fmtFixed(1), plain: true,
 		value: summaryValue(func(s *store.Summary) float64 { return s.SampleSecondsPer64 })},
 	{key: "fd", label: "FD", name: "FD", title: "Fréchet distance to the test split in the classifier's features", group: "quality", better: lowerBetter, format: fmtFixed(2),
-		value:  metricValue(func(m store.Metrics) *float64 { return m.FD }),
-		single: "one run per setting, and the run folder keeps no per-sample features to bootstrap FD from, so it has no interval"},
+		value:    metricValue(func(m store.Metrics) *float64 { return m.FD }),
+		interval: fdInterval,
+		single:   "one run per setting, and the runs were evaluated before FD's bootstrap was recorded, so they have no interval"},
 	{key: "recognizable", label: "recognizable", title: "share of samples the classifier assigns a class with at least 90% confidence", name: "recognizable %", group: "quality", better: higherBetter, format: fmtPercent1, points: true,
 		value:   metricValue(func(m store.Metrics) *float64 { return m.Recognizable }),
 		samples: func(r *runView) int { return r.EvalN }, single: "the number of evaluation samples is unknown"},
@@ -204,6 +208,16 @@ var measures = []measure{
 
 // verdictMeasures are the measures the verdict judges, the first present one heading it.
 var verdictMeasures = []string{"recognizable", "class_accuracy", "fd", "final_loss"}
+
+// measureByKeyOK is the measure named key, or the zero measure when there is none.
+func measureByKeyOK(key string) measure {
+	for _, m := range measures {
+		if m.key == key {
+			return m
+		}
+	}
+	return measure{}
+}
 
 func measureByKey(key string) measure {
 	for _, m := range measures {
@@ -226,10 +240,24 @@ func (m measure) measured(settings []*setting) bool {
 	return false
 }
 
+// fdInterval is a run's 95% bootstrap interval of FD over its samples and the replicates
+// behind it (summary.json's fd_lo, fd_hi and fd_bootstrap).
+func fdInterval(r *runView) (lo, hi float64, replicates []float64, ok bool) {
+	if r.Summary == nil {
+		return 0, 0, nil, false
+	}
+	m := r.Summary.Metrics
+	if m.FD == nil || m.FDLow == nil || m.FDHigh == nil {
+		return 0, 0, nil, false
+	}
+	return *m.FDLow, *m.FDHigh, m.FDBootstrap, true
+}
+
 // estimate is a measure of one setting with its uncertainty.
 type estimate struct {
 	v      float64   // one run's value, or the mean over the seeds
-	lo, hi float64   // 95% interval: Wilson for one run's share, m ± t·s/√k over seeds; NaN when none
+	lo, hi float64   // 95% interval: Wilson for one run's share, the bootstrap's for one run's FD, m ± t·s/√k over seeds; NaN when none
+	boot   []float64 // one run's bootstrap replicates (FD), for a bootstrapped difference; nil when none
 	sd     float64   // sample sd over the seeds; NaN with one run
 	k      int       // finished runs behind v; 0 means no estimate
 	n      int       // evaluation samples per run behind a share (0 when unknown, mixed or no share)
@@ -240,6 +268,7 @@ type estimate struct {
 func estimateOf(m measure, runs []*runView) estimate {
 	e := estimate{lo: math.NaN(), hi: math.NaN(), sd: math.NaN(), v: math.NaN()}
 	ns := map[int]bool{}
+	var last *runView
 	for _, r := range runs {
 		if r.Status.State != store.Done {
 			continue
@@ -248,7 +277,7 @@ func estimateOf(m measure, runs []*runView) estimate {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		e.vals = append(e.vals, v)
+		e.vals, last = append(e.vals, v), r
 		if m.share() {
 			ns[m.samples(r)] = true
 		}
@@ -266,6 +295,10 @@ func estimateOf(m measure, runs []*runView) estimate {
 	switch {
 	case e.k == 1 && m.share() && e.n > 0:
 		e.lo, e.hi = wilson(e.v, e.n, z95) // eq. in wilson
+	case e.k == 1 && m.interval != nil:
+		if lo, hi, reps, ok := m.interval(last); ok {
+			e.lo, e.hi, e.boot, e.n = lo, hi, reps, last.EvalN
+		}
 	case e.k >= 2:
 		half := tQuantile95(e.k) * e.sd / math.Sqrt(float64(e.k)) // m ± t_{0.975,k−1}·s/√k
 		e.lo, e.hi = e.v-half, e.v+half
@@ -298,6 +331,9 @@ func (e estimate) text(m measure) (value, spread string) {
 	case m.plain:
 	case e.k >= 2:
 		spread = "± " + m.spreadText(e.sd)
+	case m.bootstrapped(e):
+		// A bootstrap interval need not be symmetric: "289 [270, 310]", three digits each.
+		value, spread = fmtSig(3)(e.v), "["+fmtSig(3)(e.lo)+", "+fmtSig(3)(e.hi)+"]"
 	case !math.IsNaN(e.lo):
 		spread = "± " + m.spreadText((e.hi-e.lo)/2)
 	}
@@ -316,10 +352,21 @@ func (e estimate) title(m measure) string {
 		}
 		return fmt.Sprintf("mean ± sd over %d seeds (%s); 95%% interval of the mean %s to %s",
 			e.k, strings.Join(vals, ", "), m.format(e.lo), m.format(e.hi))
+	case m.bootstrapped(e):
+		n := ""
+		if e.n > 0 {
+			n = fmt.Sprintf(" of n = %d samples", e.n)
+		}
+		return fmt.Sprintf("95%% bootstrap interval %s to %s (%d resamples%s)", m.format(e.lo), m.format(e.hi), len(e.boot), n)
 	case !math.IsNaN(e.lo):
 		return fmt.Sprintf("95%% Wilson interval %s to %s, n = %d samples", m.format(e.lo), m.format(e.hi), e.n)
 	}
 	return ""
+}
+
+// bootstrapped reports whether e is one run's value with a bootstrap interval of m.
+func (m measure) bootstrapped(e estimate) bool {
+	return e.k == 1 && m.interval != nil && !math.IsNaN(e.lo)
 }
 
 // fmtPercent1 shows a share as a percentage with one decimal: 0.304 → "30.4%".

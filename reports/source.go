@@ -1,10 +1,11 @@
 package reports
 
 import (
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -26,59 +27,44 @@ type source interface {
 	runFile(hash, rel string) string
 }
 
-// fingerprint holds fingerprint.json as a flat key → text map (the architecture lists its
-// contents, not its key names, and runner/store has no type for it); first picks the
-// fields the header shows.
-type fingerprint map[string]string
-
-// Keys tried, in order, for the header fields.
-var (
-	fpCodeKeys     = []string{"code_version", "code", "version", "git"}
-	fpLibtorchKeys = []string{"libtorch_version", "libtorch", "torch"}
-	fpHostKeys     = []string{"host", "hostname"}
-	fpDeviceKeys   = []string{"device"}
-	fpCPUKeys      = []string{"cpus", "num_cpu", "cpu_count"}
-	fpOSKeys       = []string{"os_arch", "os", "goos"}
-	fpArchKeys     = []string{"arch", "goarch"}
-)
-
-func (f fingerprint) first(keys []string) string {
-	for _, k := range keys {
-		if v := f[k]; v != "" {
-			return v
+// fingerprintRows are the fingerprint's fields as the run page lists them, by JSON name in
+// alphabetical order; fields a run did not record (empty, or 0 for counts) are left out.
+func fingerprintRows(fp store.Fingerprint) []kv {
+	count := func(n int) string {
+		if n <= 0 {
+			return ""
 		}
+		return strconv.Itoa(n)
 	}
-	return ""
+	rows := []kv{
+		{"arch", fp.Arch}, {"code_version", fp.CodeVersion}, {"cpus", count(fp.CPUs)},
+		{"device", fp.Device}, {"go_version", fp.GoVersion}, {"host", fp.Host},
+		{"image_shape", fp.ImageShape}, {"libtorch_version", fp.LibtorchVersion}, {"os", fp.OS},
+		{"precision", fp.Precision}, {"seed", strconv.FormatInt(fp.Seed, 10)}, {"threads", count(fp.Threads)},
+	}
+	if fp == (store.Fingerprint{}) {
+		return nil // no fingerprint.json
+	}
+	return slices.DeleteFunc(rows, func(r kv) bool { return r.Value == "" })
 }
 
 // runData is one run as read from the store.
 type runData struct {
 	Hash        string
 	Status      store.Status
-	Summary     *store.Summary // nil when summary.json is absent
-	Fingerprint fingerprint
-	Config      string // config.toml text
+	Summary     *store.Summary    // nil when summary.json is absent
+	Fingerprint store.Fingerprint // zero when fingerprint.json is absent
+	Config      string            // config.toml text
 	Loss        []store.LossRow
 	Epochs      []store.EpochRow
 	StderrTail  string // last lines of stderr.log, else status.log_tail
-	// EvalN is how many samples the quality metrics measured: "n" of metrics/quality.json,
-	// else the config's eval.num_samples; 0 when unknown (then no interval is shown).
+	// EvalN is how many samples the quality metrics measured: summary.json's metrics.n, else
+	// the config's eval.num_samples; 0 when unknown (then no interval is shown).
 	EvalN int
-	// ClassN is how many samples class accuracy measured: the requested classes counted in
-	// metrics/quality.json, else EvalN.
+	// ClassN is how many samples class accuracy measured: EvalN (every sample asks for a class).
 	ClassN int
 	// Dataset is the config's data.dataset, "" when the config does not say.
 	Dataset string
-}
-
-// qualityFile is the part of metrics/quality.json (runner/job.Quality) that the report reads.
-type qualityFile struct {
-	Metrics struct {
-		N int `json:"n"`
-	} `json:"metrics"`
-	Class *struct {
-		Requested []int `json:"requested"`
-	} `json:"class"`
 }
 
 // runConfig is the part of config.toml that the report reads.
@@ -91,36 +77,18 @@ type runConfig struct {
 	} `toml:"eval"`
 }
 
-// readSampleCounts fills r.EvalN, r.ClassN and r.Dataset from metrics/quality.json and
-// config.toml. Either file may be missing; a config that does not decode counts as silent.
-func (d storeSource) readSampleCounts(r *runData) error {
+// readSampleCounts fills r.EvalN, r.ClassN and r.Dataset from summary.json and config.toml.
+// Either may be missing; a config that does not decode counts as silent.
+func readSampleCounts(r *runData) {
 	var cfg runConfig
 	if _, err := toml.Decode(r.Config, &cfg); err == nil {
 		r.EvalN, r.Dataset = cfg.Eval.NumSamples, cfg.Data.Dataset
 	}
-	var q qualityFile
-	switch err := store.ReadJSON(d.runFile(r.Hash, qualityFileName), &q); {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return err
-	case q.Metrics.N > 0:
-		r.EvalN = q.Metrics.N
+	if r.Summary != nil && r.Summary.Metrics.N != nil && *r.Summary.Metrics.N > 0 {
+		r.EvalN = *r.Summary.Metrics.N
 	}
 	r.ClassN = r.EvalN
-	if q.Class != nil {
-		n := 0
-		for _, k := range q.Class.Requested {
-			n += k
-		}
-		if n > 0 {
-			r.ClassN = n
-		}
-	}
-	return nil
 }
-
-// qualityFileName is where runner/job writes a run's quality details.
-const qualityFileName = "metrics/quality.json"
 
 // storeSource reads through runner/store.
 type storeSource struct{ s *store.Store }
@@ -158,7 +126,7 @@ func (d storeSource) run(hash string) (runData, error) {
 	if r.Epochs, err = d.s.ReadEpochs(hash); optional(err) != nil {
 		return r, err
 	}
-	if r.Fingerprint, err = readFingerprint(d.runFile(hash, "fingerprint.json")); err != nil {
+	if r.Fingerprint, err = d.s.ReadFingerprint(hash); optional(err) != nil {
 		return r, err
 	}
 	if b, err := os.ReadFile(d.runFile(hash, store.ConfigFile)); err == nil {
@@ -166,9 +134,7 @@ func (d storeSource) run(hash string) (runData, error) {
 	} else if optional(err) != nil {
 		return r, err
 	}
-	if err := d.readSampleCounts(&r); err != nil {
-		return r, err
-	}
+	readSampleCounts(&r)
 	r.StderrTail = r.Status.LogTail
 	if b, err := os.ReadFile(d.runFile(hash, store.StderrFile)); err == nil {
 		r.StderrTail = tailLines(string(b), logTailLines)
@@ -180,28 +146,6 @@ func (d storeSource) run(hash string) (runData, error) {
 
 // logTailLines is how much of stderr.log a run page shows.
 const logTailLines = 60
-
-// readFingerprint reads fingerprint.json as a flat map, rendering non-string values as JSON.
-// A missing file gives an empty map.
-func readFingerprint(path string) (fingerprint, error) {
-	raw := map[string]json.RawMessage{}
-	if err := store.ReadJSON(path, &raw); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fingerprint{}, nil
-		}
-		return nil, err
-	}
-	fp := make(fingerprint, len(raw))
-	for k, v := range raw {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			fp[k] = s
-		} else {
-			fp[k] = string(v)
-		}
-	}
-	return fp, nil
-}
 
 // sweepDescription reads the top-level description of the sweep file the manifest names
 // (a path as given to the runner, so relative to the working folder). It returns "" when

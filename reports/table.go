@@ -83,6 +83,23 @@ func columns(runs []*runView) []column {
 			continue
 		}
 		cols = append(cols, column{key: q.key, num: q.value})
+		if m := measureByKeyOK(q.key); m.interval != nil && slices.ContainsFunc(runs, func(r *runView) bool { _, _, _, ok := m.interval(r); return ok }) {
+			bound := func(upper bool) func(*runView) float64 {
+				return func(r *runView) float64 {
+					lo, hi, _, ok := m.interval(r)
+					switch {
+					case !ok:
+						return math.NaN()
+					case upper:
+						return hi
+					}
+					return lo
+				}
+			}
+			cols = append(cols,
+				column{key: q.key + "_lo", num: bound(false)},
+				column{key: q.key + "_hi", num: bound(true)})
+		}
 		if m, ok := shareMeasure(q.key); ok {
 			bound := func(upper bool) func(*runView) float64 {
 				return func(r *runView) float64 {
@@ -99,7 +116,7 @@ func columns(runs []*runView) []column {
 		}
 	}
 	evalN := func(r *runView) float64 {
-		if r.EvalN == 0 || r.Summary == nil || r.Summary.Metrics.Recognizable == nil {
+		if r.EvalN == 0 || r.Summary == nil || r.Summary.Metrics.FD == nil { // FD: measured for every dataset, labelled or not
 			return math.NaN() // no metrics, or no count behind them
 		}
 		return float64(r.EvalN)

@@ -85,8 +85,8 @@ func tradeoffChart(title, key string, xs []float64, settings []*setting) ([]byte
 	return metricChart(title, key, "share / ratio", xs, settings, tradeoffSeries)
 }
 
-// fdChart draws FD, and the real-data floors beside it, against the varied key. FD gets bars
-// only from seeds: a single run's FD has no interval.
+// fdChart draws FD, and the real-data floors beside it, against the varied key. FD's bars are
+// one sd over seeds, or a single run's 95% bootstrap interval when it recorded one.
 func fdChart(title, key string, xs []float64, settings []*setting) ([]byte, error) {
 	floor := func(get func(store.Metrics) *float64) measure {
 		return ratioMeasure(func(m store.Metrics) (float64, bool) { return deref(get(m)) })

@@ -14,16 +14,20 @@ import (
 // Two settings are told apart by a two-sided test at 95%: the two-proportion z-test when each
 // has one run and the measure is a share of n samples (the binomial noise of n samples), and
 // Welch's t-test over seeds when both have at least two finished seeds (the noise of training
-// and sampling together). Other pairs are not tested, and the verdict says why.
+// and sampling together), and for FD of one run each the paired bootstrap of the difference
+// (bootstrapDifference: beyond noise when its 95% interval excludes 0). Other pairs are not
+// tested, and the verdict says why.
 
 // comparison is the outcome of testing two estimates of one measure.
 type comparison struct {
-	ok     bool    // a test applied
-	method string  // "z" or "t"
-	stat   float64 // z or t
-	df     float64 // degrees of freedom of t
-	p      float64 // two-sided p-value
-	why    string  // when !ok: why there is no test
+	ok     bool                 // a test applied
+	method string               // "z", "t" or "boot"
+	stat   float64              // z or t; the difference a − b for "boot"
+	df     float64              // degrees of freedom of t
+	lo, hi float64              // "boot": the 95% interval of the difference
+	p      float64              // two-sided p-value
+	why    string               // when !ok: why there is no test
+	format func(float64) string // "boot": the measure's format, for the difference
 }
 
 // significant reports whether the difference is beyond noise at 95%.
@@ -32,6 +36,13 @@ func (c comparison) significant() bool { return c.ok && c.p < alpha }
 // text is "z = 0.20, p = 0.84" or "Welch t = 3.1 on 3.9 df, p = 0.037"; the statistic's
 // size only, since the finding says which way the difference goes.
 func (c comparison) text() string {
+	if c.method == "boot" {
+		d, lo, hi := c.stat, c.lo, c.hi
+		if d < 0 { // the size, as for z and t: the finding says which way
+			d, lo, hi = -d, -hi, -lo
+		}
+		return fmt.Sprintf("bootstrapped difference %s [%s, %s], %s", c.format(d), c.format(lo), c.format(hi), pText(c.p))
+	}
 	if c.method == "t" {
 		return fmt.Sprintf("Welch t = %s on %s df, %s", fmtSig(2)(math.Abs(c.stat)), fmtSig(2)(c.df), pText(c.p))
 	}
@@ -57,6 +68,12 @@ func compareEstimates(m measure, a, b estimate, single string) comparison {
 	case a.k == 1 && b.k == 1 && m.share() && a.n > 0 && b.n > 0:
 		z, p := twoProportionZ(a.v, a.n, b.v, b.n)
 		return comparison{ok: true, method: "z", stat: z, p: p}
+	case a.k == 1 && b.k == 1 && m.interval != nil && len(a.boot) > 0 && len(b.boot) > 0:
+		lo, hi, p, ok := bootstrapDifference(a.v, b.v, a.boot, b.boot)
+		if !ok {
+			return comparison{why: fmt.Sprintf("the two runs' bootstraps have %d and %d resamples", len(a.boot), len(b.boot))}
+		}
+		return comparison{ok: true, method: "boot", stat: a.v - b.v, lo: lo, hi: hi, p: p, format: fmtSig(2)}
 	case a.k == 1 && b.k == 1:
 		return comparison{why: single}
 	}
@@ -183,12 +200,37 @@ func settle(m measure, best, second ranked) string {
 			best.s.Label, second.s.Label, m.diffText(d), m.spreadText(best.e.sd), m.spreadText(second.e.sd),
 			fmtCount(k), best.e.k, second.e.k)
 	}
+	if m.interval != nil && m.bootstrapped(best.e) && m.bootstrapped(second.e) {
+		return settleBootstrap(m, best, second, d)
+	}
 	n := samplesToResolve(best.e.v, second.e.v)
 	now := min(best.e.n, second.e.n)
 	return fmt.Sprintf("To tell %s from %s (a difference of %s) at 95%% with 80%% power takes about n = %s evaluation samples per run "+
 		"(now %s); at n = %s only differences above about %s show.",
 		best.s.Label, second.s.Label, m.diffText(d), fmtCount(n), fmtCount(now), fmtCount(now),
 		m.diffText(resolvableDifference(best.e.v, second.e.v, now)))
+}
+
+// settleBootstrap is settle for one run each with bootstrap intervals (FD): the noise of the
+// difference is taken from the two intervals, se ≈ √(h_a² + h_b²)/1.96 with h the half-widths
+// (independent runs; pairing only narrows it), and shrinks as 1/√n, so n samples resolve a
+// difference d at 95% with 80% power when (z_{1−α/2} + z_{1−β})·se(n) ≤ |d|:
+//
+//	n ≈ n_now · ((z_{1−α/2} + z_{1−β}) · se / d)².
+func settleBootstrap(m measure, best, second ranked, d float64) string {
+	ha, hb := (best.e.hi-best.e.lo)/2, (second.e.hi-second.e.lo)/2
+	se := math.Sqrt(ha*ha+hb*hb) / z95
+	now := min(best.e.n, second.e.n)
+	if now == 0 {
+		return fmt.Sprintf("To tell %s from %s (a difference of %s) takes more evaluation samples per run; "+
+			"the number behind these runs is unknown.", best.s.Label, second.s.Label, m.diffText(d))
+	}
+	k := (z95 + zPower) * se / d
+	n := int(math.Ceil(float64(now) * k * k))
+	return fmt.Sprintf("To tell %s from %s (a difference of %s) at 95%% with 80%% power takes about n = %s evaluation samples per run "+
+		"(now %s, where FD's noise is about ± %s); at n = %s only differences above about %s show.",
+		best.s.Label, second.s.Label, fmtSig(2)(math.Abs(d)), fmtCount(n), fmtCount(now), fmtSig(2)(z95*se), fmtCount(now),
+		fmtSig(2)((z95+zPower)*se))
 }
 
 // estText is "30.4% ± 5.7" (the table's form).

@@ -320,6 +320,9 @@ func reason(cells []cell, why string, span int) []cell {
 func measureCell(m measure, e estimate, s *setting, v verdict) cell {
 	c := cell{Class: "num"}
 	if e.k == 0 {
+		if noClassifier(m.key, s) {
+			c.Text, c.Title = "—", "not measured: the dataset has no labels, so there is no reference classifier (FD is measured in random features)"
+		}
 		return c
 	}
 	c.Text, c.Spread = e.text(m)
@@ -338,6 +341,21 @@ func measureCell(m measure, e estimate, s *setting, v verdict) cell {
 		c.Title = strings.TrimPrefix(c.Title+"; best value, not tested against noise", "; ")
 	}
 	return c
+}
+
+// noClassifier reports whether key is a measure of the reference classifier that s's evaluated
+// runs lack: their dataset has no labels (quality.json's "classifier": "none"), so the cell says
+// "not measured" rather than staying blank or reading as 0.
+func noClassifier(key string, s *setting) bool {
+	if key != "recognizable" && key != "class_entropy" && key != "min_class_share" {
+		return false
+	}
+	for _, r := range s.Runs {
+		if r.Summary != nil && r.Summary.Metrics.FD != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // thumbCell is the small final grid that links to the full one below the table.
@@ -377,7 +395,7 @@ func tableNotes(settings []*setting) []string {
 	}
 	var notes []string
 	ns := distinctValues(runs, func(r *runView) string {
-		if r.EvalN == 0 || r.Summary == nil || r.Summary.Metrics.Recognizable == nil {
+		if r.EvalN == 0 || r.Summary == nil || r.Summary.Metrics.FD == nil { // FD: measured for every dataset, labelled or not
 			return ""
 		}
 		return fmtCount(r.EvalN)

@@ -59,7 +59,11 @@ func printMetrics(e *env, m store.Metrics) {
 			fmt.Fprintf(e.stdout, "%-15s"+format+"\n", label+":", *v)
 		}
 	}
-	line("FD", m.FD, "%.2f")
+	if m.FD != nil && m.FDLow != nil && m.FDHigh != nil {
+		fmt.Fprintf(e.stdout, "%-15s%.2f [%.2f, %.2f] (95%% bootstrap interval over the samples)\n", "FD:", *m.FD, *m.FDLow, *m.FDHigh)
+	} else {
+		line("FD", m.FD, "%.2f")
+	}
 	line("FD real/real", m.FDReal, "%.2f (two halves of the test split)")
 	if m.FDRealN != nil && m.FD != nil {
 		line("FD real, same n", m.FDRealN, "%.2f (as many real train images as samples: FD's floor at this n)")

@@ -15,7 +15,7 @@ var guideFlags = []struct{ flag, key, help string }{
 	{"epochs", "train.epochs", "number of epochs"},
 	{"batch_size", "train.batch_size", "batch size"},
 	{"lr", "train.lr", "learning rate"},
-	{"dataset", "data.dataset", "dataset: mnist or fashion_mnist"},
+	{"dataset", "data.dataset", "dataset: mnist, fashion_mnist, cifar10 or folder (with --set data.dir=DIR)"},
 	{"timesteps", "diffusion.timesteps", "number of diffusion steps T"},
 }
 
@@ -99,6 +99,10 @@ func loadConfig(path string, sets []string) (config.Config, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
+	}
+	// A folder dataset's images are part of the run's name: read them now, before any run.
+	if err := cfg.ResolveData(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }

@@ -22,7 +22,7 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	n := fs.Int("num-images", 64, "number of images")
 	seed := fs.Int64("seed", 0, "start-noise seed (0 = the seed of the run's own grids)")
 	show := fs.Bool("show-intermediate", false, "also write a strip of denoising frames and an animated GIF")
-	sampler := fs.String("sampler", "", "ddpm, ddim, dpmpp_2m or dpmpp_2m_sde (default: the run's sample.sampler)")
+	sampler := fs.String("sampler", "", "ddpm, ddim, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m, dpmpp_3m_sde or unipc (default: the run's sample.sampler)")
 	spacing := fs.String("spacing", "", "timestep grid: trailing, logsnr or karras (default: the run's sample.spacing)")
 	steps := fs.Int("steps", -1, "sampling steps, 1..T (default: the run's sample.steps)")
 	eta := fs.Float64("eta", -1, "DDIM η in [0, 1] (default: the run's sample.eta)")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +88,7 @@ func (r verifyReport) print(w io.Writer) {
 //   - a lock left by a dead process on this host is removed (durable.BreakStale);
 //   - a run recorded "running" whose process is gone is recorded interrupted, so the next
 //     sweep resumes it;
-//   - leftovers of interrupted writes (durable.IsTemp) are removed;
+//   - leftovers of interrupted writes (durable.IsTemp) anywhere in the run folder are removed;
 //   - every checkpoint folder matches the SHA-256 its state.json records, and latest.json
 //     points at an intact one;
 //   - a done run has its outputs: summary.json, samples/final.png and, if it trained,
@@ -136,8 +134,8 @@ func verifyStore(st *store.Store, repair bool) (verifyReport, error) {
 		canonical, err := os.ReadFile(st.Path(hash, store.CanonicalFile))
 		if err != nil {
 			add(fmt.Sprintf("%v", err), "", nil)
-		} else if sum := sha256.Sum256(canonical); hex.EncodeToString(sum[:]) != hash {
-			add(fmt.Sprintf("%s hashes to %s, not to the folder's name", st.Path(hash, store.CanonicalFile), store.Short(hex.EncodeToString(sum[:]))), "", nil)
+		} else if sum := store.HashOf(canonical); sum.String() != hash {
+			add(fmt.Sprintf("%s hashes to %s, not to the folder's name", st.Path(hash, store.CanonicalFile), sum.Short()), "", nil)
 		}
 		cfg, cfgErr := readRunConfig(st, hash)
 		if cfgErr != nil {
@@ -156,15 +154,17 @@ func verifyStore(st *store.Store, repair bool) (verifyReport, error) {
 				"recorded interrupted", func() error { _, err := st.Finish(hash, store.Interrupted, reason); return err })
 		}
 
-		for _, dir := range []string{st.RunDir(hash), job.CheckpointsDir(st.RunDir(hash))} {
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				if durable.IsTemp(e.Name()) {
-					path := filepath.Join(dir, e.Name())
-					add("leftover of an interrupted write: "+path, "removed it", func() error { return os.RemoveAll(path) })
-				}
+		// Anywhere in the run folder: samples/, plots/, metrics/ and checkpoints/ included.
+		_ = filepath.WalkDir(st.RunDir(hash), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !durable.IsTemp(d.Name()) {
+				return nil
 			}
-		}
+			add("leftover of an interrupted write: "+path, "removed it", func() error { return os.RemoveAll(path) })
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		})
 		checkpointOK := verifyCheckpoints(st, hash, add)
 
 		if status.State != store.Done || cfgErr != nil {

@@ -148,8 +148,9 @@ func TestVerifyRepairsBrokenStore(t *testing.T) {
 				finishedRun(t, st, hash)
 				writeRunFile(t, st, hash, ".status.json.tmp-123", []byte("{"))
 				writeRunFile(t, st, hash, "checkpoints/.ckpt-000000009.ckpt.tmp-4/tensors.ot", []byte("half"))
+				writeRunFile(t, st, hash, "samples/.final.png.tmp-77", []byte("half"))
 			},
-			want: []wantProblem{{".status.json.tmp-123", true}, {".ckpt-000000009.ckpt.tmp-4", true}},
+			want: []wantProblem{{".status.json.tmp-123", true}, {".ckpt-000000009.ckpt.tmp-4", true}, {".final.png.tmp-77", true}},
 		},
 		{
 			name: "done with a gap in loss.csv",

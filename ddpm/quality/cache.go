@@ -43,6 +43,27 @@ type Info struct {
 	TrainSeconds float64           `json:"train_seconds"`
 	Device       string            `json:"device"`
 	Created      time.Time         `json:"created"`
+	// Kind is "" for a classifier trained on the dataset's labels and KindRandomFeatures for
+	// the untrained stand-in of an unlabelled dataset (RandomFeatures).
+	Kind string `json:"kind,omitempty"`
+	// Shape is the network's image shape and class count; absent (every MNIST and
+	// Fashion-MNIST classifier, and those cached before shapes were recorded) means 1×28×28
+	// with 10 classes.
+	Shape *NetShape `json:"shape,omitempty"`
+	// DataDigest identifies the data of a dataset without IDX files (DataFiles is empty then):
+	// the SHA-256 of both splits' content and the dataset's own digest, if it has one.
+	DataDigest string `json:"data_digest,omitempty"`
+}
+
+// KindRandomFeatures is Info.Kind of the random-feature network of an unlabelled dataset.
+const KindRandomFeatures = "random_features"
+
+// shape returns the network shape Info records, mnistShape when it records none.
+func (i Info) shape() NetShape {
+	if i.Shape == nil {
+		return mnistShape
+	}
+	return *i.Shape
 }
 
 // Options says where LoadOrTrainWith finds data and keeps classifiers. Zero values are defaults.
@@ -53,8 +74,21 @@ type Options struct {
 	// ~/.cache/ddpmlab/classifiers.
 	CacheDir string
 	Device   gotch.Device // where to train and run; the zero value is the CPU
-	Config   *TrainConfig // nil: DefaultConfig(Dataset)
+	Config   *TrainConfig // nil: DefaultConfig(Dataset), or GenericConfig for other datasets
 	Log      io.Writer    // progress lines; nil for none
+
+	// Train and Test are the dataset's splits, already loaded, or nil. A dataset without IDX
+	// files (cifar10, folder: any but mnist and fashion_mnist at 1×28×28) needs both: the
+	// network's shape is theirs, it trains on Train and is measured on Test, and their content
+	// is part of the cache key. For mnist and fashion_mnist nil splits are read from DataDir;
+	// given ones are used as they are (the key stays the IDX files' bytes).
+	Train, Test *data.Set
+	// Classes is the number of classes of a dataset without IDX files; 0 takes the largest
+	// label plus one.
+	Classes int
+	// Digest is the dataset's own content digest when it has one (a folder's); it joins the
+	// cache key of a dataset without IDX files.
+	Digest string
 }
 
 // LoadOrTrain returns the reference classifier of dataset, training it on first use.
@@ -76,23 +110,26 @@ func LoadOrTrain(ctx context.Context, dataset, dataDir string, log io.Writer) (*
 // folder (or for ctx). A lock whose process is gone (same host) is broken; a lock from another
 // host is waited for.
 //
+// A dataset given as loaded splits (o.Train and o.Test: any dataset but MNIST and
+// Fashion-MNIST at 1×28×28) gets a network of its own shape and class count, trained with
+// GenericConfig, in <CacheDir>/<dataset>-<key12>, where the key adds the network shape and a
+// digest of both splits' content and o.Digest. An unlabelled dataset gets RandomFeatures: no
+// training and no cache folder.
+//
 // Training takes about a minute on 2 CPU cores and reseeds libtorch's generator. The caller must
 // have locked its OS thread.
 func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
-	cfg, floor, err := DefaultConfig(o.Dataset)
-	if err != nil {
-		return nil, err
-	}
-	if o.Config != nil {
-		cfg = *o.Config
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	if o.Device.Name == "" {
 		o.Device = gotch.CPU
 	}
-	root, err := cacheRoot(o.CacheDir)
+	if _, _, err := DefaultConfig(o.Dataset); err != nil || (o.Train != nil && setShape(o.Train, NumClasses) != mnistShape) {
+		return loadOrTrainSets(ctx, o)
+	}
+	base, floor, err := DefaultConfig(o.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	cfg, root, err := o.configAndRoot(base)
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +145,129 @@ func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(root, o.Dataset+"-"+key[:12])
+	splits := func() (*data.Set, *data.Set, error) {
+		trainSet, testSet := o.Train, o.Test
+		var err error
+		if trainSet == nil {
+			if trainSet, err = data.Load(o.Dataset, dataDir, data.Train); err != nil {
+				return nil, nil, err
+			}
+		}
+		if testSet == nil {
+			if testSet, err = data.Load(o.Dataset, dataDir, data.Test); err != nil {
+				return nil, nil, err
+			}
+		}
+		return trainSet, testSet, nil
+	}
+	info := Info{Format: cacheFormat, Dataset: o.Dataset, Key: key, DataFiles: files, Config: cfg}
+	return loadOrTrainInto(ctx, o, filepath.Join(root, o.Dataset+"-"+key[:12]), mnistShape, floor, info, splits)
+}
 
+// GenericConfig is the training config of a reference classifier for a dataset without a
+// measured DefaultConfig (cifar10, folder datasets), with n training images: DefaultConfig's
+// network and optimiser, and about 100,000 images' worth of steps (⌈100,000/n⌉ epochs, at
+// least 2 and at most 20). Its accuracy is not known in advance; classifier.json records it.
+func GenericConfig(n int) TrainConfig {
+	epochs := 2
+	if n > 0 {
+		epochs = min(20, max(2, (100_000+n-1)/n))
+	}
+	return TrainConfig{Conv1: 32, Conv2: 64, Hidden: 128, Epochs: epochs, BatchSize: 64, LR: 2e-3, Seed: 1}
+}
+
+// setShape is the network shape for a data set's images with k classes.
+func setShape(set *data.Set, k int) NetShape {
+	return NetShape{Channels: set.C(), Height: set.Height, Width: set.Width, Classes: k}
+}
+
+// loadOrTrainSets is LoadOrTrainWith for a dataset given as loaded splits (o.Train, o.Test):
+// a classifier trained on Train's labels and cached under a key of the splits' content, or for
+// an unlabelled Train the random-feature network (RandomFeatures), which needs no training.
+func loadOrTrainSets(ctx context.Context, o Options) (*Classifier, error) {
+	if o.Train == nil || o.Test == nil {
+		return nil, fmt.Errorf("quality: no reference classifier for dataset %q without its loaded train and test splits", o.Dataset)
+	}
+	if o.Train.Labels == nil || o.Test.Labels == nil {
+		return RandomFeatures(o.Dataset, setShape(o.Train, 1), o.Device)
+	}
+	k := o.Classes
+	if k == 0 {
+		for _, set := range []*data.Set{o.Train, o.Test} {
+			for _, y := range set.Labels {
+				k = max(k, int(y)+1)
+			}
+		}
+	}
+	shape := setShape(o.Train, k)
+	if err := shape.validate(); err != nil {
+		return nil, err
+	}
+	if got := setShape(o.Test, k); got != shape {
+		return nil, fmt.Errorf("quality: %s: test images are %d×%d×%d, train images %d×%d×%d",
+			o.Dataset, got.Channels, got.Height, got.Width, shape.Channels, shape.Height, shape.Width)
+	}
+	for _, set := range []*data.Set{o.Train, o.Test} {
+		for i, y := range set.Labels {
+			if int(y) >= k {
+				return nil, fmt.Errorf("quality: %s %s image %d has label %d, outside 0..%d", o.Dataset, set.Split, i, y, k-1)
+			}
+		}
+	}
+	cfg, root, err := o.configAndRoot(GenericConfig(o.Train.N))
+	if err != nil {
+		return nil, err
+	}
+	// The data's identity: both splits' content (referenceKey hashes name, split, size, values
+	// and labels) and the dataset's own digest.
+	sum := sha256.Sum256([]byte(referenceKey(o.Train) + "\x00" + referenceKey(o.Test) + "\x00" + o.Digest))
+	digest := hex.EncodeToString(sum[:])
+	key, err := cacheKeyFor(o.Dataset, nil, cfg, &dataIdentity{Shape: shape, Digest: digest})
+	if err != nil {
+		return nil, err
+	}
+	info := Info{Format: cacheFormat, Dataset: o.Dataset, Key: key, Config: cfg, Shape: &shape, DataDigest: digest}
+	splits := func() (*data.Set, *data.Set, error) { return o.Train, o.Test, nil }
+	return loadOrTrainInto(ctx, o, filepath.Join(root, safeName(o.Dataset)+"-"+key[:12]), shape, 0, info, splits)
+}
+
+// configAndRoot returns the training config, o.Config or else base, once it is valid, and the
+// cache folder o.CacheDir resolves to (see cacheRoot).
+func (o Options) configAndRoot(base TrainConfig) (TrainConfig, string, error) {
+	cfg := base
+	if o.Config != nil {
+		cfg = *o.Config
+	}
+	if err := cfg.validate(); err != nil {
+		return TrainConfig{}, "", err
+	}
+	root, err := cacheRoot(o.CacheDir)
+	if err != nil {
+		return TrainConfig{}, "", err
+	}
+	return cfg, root, nil
+}
+
+// safeName keeps a dataset name usable as part of a folder name.
+func safeName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "data"
+	}
+	return string(b)
+}
+
+// loadOrTrainInto loads the classifier cached in dir, or trains one on the splits that splits
+// returns, measures it on the test split and caches it in dir, under dir's lock (see
+// LoadOrTrainWith). info holds what is known before training; floor is the test accuracy
+// below which a warning is logged (0: none).
+func loadOrTrainInto(ctx context.Context, o Options, dir string, shape NetShape, floor float64, info Info, splits func() (trainSet, testSet *data.Set, err error)) (*Classifier, error) {
+	root, cfg := filepath.Dir(dir), info.Config
 	if c, err := load(dir, o.Device); err == nil {
 		return c, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -130,11 +288,7 @@ func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
 		return nil, err
 	}
 
-	trainSet, err := data.Load(o.Dataset, dataDir, data.Train)
-	if err != nil {
-		return nil, err
-	}
-	testSet, err := data.Load(o.Dataset, dataDir, data.Test)
+	trainSet, testSet, err := splits()
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +296,11 @@ func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
 		fmt.Fprintf(o.Log, "quality: training the %s reference classifier (%d images, %d epochs) into %s\n",
 			o.Dataset, trainSet.N, cfg.Epochs, dir)
 	}
-	res, err := train(ctx, cfg, trainSet, testSet, o.Device, o.Log)
+	res, err := train(ctx, cfg, shape, trainSet, testSet, o.Device, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("quality: train %s classifier: %w", o.Dataset, err)
 	}
-	c := newClassifier(o.Dataset, res.weights, o.Device, Info{Config: cfg})
+	c := newClassifier(o.Dataset, res.weights, o.Device, Info{Config: cfg, Shape: info.Shape})
 	acc, err := c.accuracy(testSet)
 	if err != nil {
 		c.Close()
@@ -156,9 +310,9 @@ func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
 	if cfg.TrainImages > 0 && cfg.TrainImages < trained {
 		trained = cfg.TrainImages
 	}
-	c.Info = Info{Format: cacheFormat, Dataset: o.Dataset, Key: key, DataFiles: files, Config: cfg,
-		TestAccuracy: acc, TestImages: testSet.N, TrainImages: trained, TrainSeconds: res.seconds,
-		Device: o.Device.Name, Created: time.Now().UTC().Truncate(time.Second)}
+	info.TestAccuracy, info.TestImages, info.TrainImages, info.TrainSeconds = acc, testSet.N, trained, res.seconds
+	info.Device, info.Created = o.Device.Name, time.Now().UTC().Truncate(time.Second)
+	c.Info = info
 	c.Accuracy, c.Dir = acc, dir
 	if err := save(c, dir); err != nil {
 		c.Close()
@@ -174,9 +328,9 @@ func LoadOrTrainWith(ctx context.Context, o Options) (*Classifier, error) {
 }
 
 func newClassifier(dataset string, weights map[string]*ts.Tensor, device gotch.Device, info Info) *Classifier {
-	c := &Classifier{Dataset: dataset, Info: info, device: device, refs: map[string]referenceStats{}}
+	c := &Classifier{Dataset: dataset, Info: info, device: device, shape: info.shape(), refs: map[string]referenceStats{}}
 	c.net.bind(weights)
-	for _, p := range paramShapes(info.Config) {
+	for _, p := range paramShapes(info.Config, c.shape) {
 		c.weights = append(c.weights, weights[p.name])
 	}
 	return c
@@ -229,12 +383,25 @@ func hashDataFiles(dir string) (map[string]string, error) {
 // cacheKey hashes everything a trained classifier depends on. encoding/json sorts map keys and
 // keeps struct field order, so the bytes are canonical.
 func cacheKey(dataset string, files map[string]string, cfg TrainConfig) (string, error) {
+	return cacheKeyFor(dataset, files, cfg, nil)
+}
+
+// dataIdentity is the part of the cache key of a dataset without IDX files.
+type dataIdentity struct {
+	Shape  NetShape `json:"shape"`
+	Digest string   `json:"digest"` // content of both splits, see loadOrTrainSets
+}
+
+// cacheKeyFor is cacheKey with the identity of a dataset without IDX files; nil gives
+// cacheKey's bytes exactly, so MNIST's cached classifiers keep their folders.
+func cacheKeyFor(dataset string, files map[string]string, cfg TrainConfig, id *dataIdentity) (string, error) {
 	b, err := json.Marshal(struct {
 		Format  int               `json:"format"`
 		Dataset string            `json:"dataset"`
 		Files   map[string]string `json:"files"`
 		Config  TrainConfig       `json:"config"`
-	}{cacheFormat, dataset, files, cfg})
+		Data    *dataIdentity     `json:"data,omitempty"`
+	}{cacheFormat, dataset, files, cfg, id})
 	if err != nil {
 		return "", err
 	}
@@ -266,7 +433,7 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 		}
 		weights[nt.Name] = t
 	}
-	for _, p := range paramShapes(info.Config) {
+	for _, p := range paramShapes(info.Config, info.shape()) {
 		t, ok := weights[p.name]
 		if !ok || !s.ok(t) {
 			return nil, fmt.Errorf("quality: %s: missing tensor %s (%v)", filepath.Join(dir, weightsFile), p.name, s.err)
@@ -276,7 +443,7 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 			return nil, fmt.Errorf("quality: %s: %s has shape %v, want %v", filepath.Join(dir, weightsFile), p.name, shape, p.shape)
 		}
 	}
-	for _, p := range paramShapes(info.Config) {
+	for _, p := range paramShapes(info.Config, info.shape()) {
 		s.release(weights[p.name])
 	}
 	c := newClassifier(info.Dataset, weights, device, info)
@@ -288,7 +455,7 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 // folder beside it, synced and renamed into place.
 func save(c *Classifier, dir string) error {
 	var named []ts.NamedTensor
-	for i, p := range paramShapes(c.Info.Config) {
+	for i, p := range paramShapes(c.Info.Config, c.shape) {
 		named = append(named, ts.NamedTensor{Name: p.name, Tensor: c.weights[i]})
 	}
 	js, err := json.MarshalIndent(c.Info, "", "  ")

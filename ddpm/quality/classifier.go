@@ -19,11 +19,36 @@ import (
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
 )
 
-// NumClasses is the number of classes of every supported dataset.
+// NumClasses is the number of classes of MNIST and Fashion-MNIST. Other datasets have their
+// own count ([Classifier.NumClasses]).
 const NumClasses = 10
 
 // imageSide is the height and width of MNIST and Fashion-MNIST images.
 const imageSide = 28
+
+// NetShape is what a reference network takes and gives: images of Channels×Height×Width and
+// Classes class probabilities.
+type NetShape struct {
+	Channels int `json:"channels"`
+	Height   int `json:"height"`
+	Width    int `json:"width"`
+	Classes  int `json:"classes"`
+}
+
+// mnistShape is the shape of the MNIST and Fashion-MNIST networks, and of every classifier
+// cached before shapes were recorded.
+var mnistShape = NetShape{Channels: 1, Height: imageSide, Width: imageSide, Classes: NumClasses}
+
+// imageLen is the number of values per image, C·H·W.
+func (s NetShape) imageLen() int { return s.Channels * s.Height * s.Width }
+
+func (s NetShape) validate() error {
+	if s.Channels < 1 || s.Height < 4 || s.Width < 4 || s.Classes < 1 {
+		return fmt.Errorf("quality: no reference network for %d×%d×%d images of %d classes (need C >= 1, H, W >= 4, classes >= 1)",
+			s.Channels, s.Height, s.Width, s.Classes)
+	}
+	return nil
+}
 
 // TrainConfig sizes and trains the reference classifier. It is part of the cache key: changing
 // any field trains a new classifier.
@@ -69,11 +94,14 @@ func (c TrainConfig) validate() error {
 	return nil
 }
 
-// network is the reference CNN:
+// network is the reference CNN, drawn for MNIST:
 //
 //	x (B,1,28,28) ─ conv3×3 ─ ReLU ─ pool ─ conv3×3 ─ ReLU ─ pool ─ flatten ─ linear ─ ReLU ─┬─ linear ─ logits (B,10)
 //	                 (B,C1,28,28)  (B,C1,14,14) (B,C2,14,14) (B,C2,7,7) (B,C2·49)  (B,H)   │
 //	                                                                           features ───┘
+//
+// For other shapes (NetShape) the input has C channels, the flattened size is C2·⌊H/4⌋·⌊W/4⌋
+// and there are K logits.
 //
 // Its fields are the weights, named as in the saved file.
 type network struct {
@@ -81,23 +109,25 @@ type network struct {
 	fc1W, fc1B, fc2W, fc2B         *ts.Tensor
 }
 
-// paramShapes lists every parameter's name, shape and fan-in for a config, in a fixed order.
-func paramShapes(c TrainConfig) []struct {
+// paramShapes lists every parameter's name, shape and fan-in for a config and network shape,
+// in a fixed order. For mnistShape they are the shapes every cached MNIST classifier has.
+func paramShapes(c TrainConfig, s NetShape) []struct {
 	name  string
 	shape []int64
 	fanIn int64
 } {
 	c1, c2, h := int64(c.Conv1), int64(c.Conv2), int64(c.Hidden)
-	flat := c2 * 7 * 7
+	in, k := int64(s.Channels), int64(s.Classes)
+	flat := c2 * int64(s.Height/4) * int64(s.Width/4) // two 2×2 pools: 28 → 14 → 7
 	return []struct {
 		name  string
 		shape []int64
 		fanIn int64
 	}{
-		{"conv1.weight", []int64{c1, 1, 3, 3}, 9}, {"conv1.bias", []int64{c1}, 9},
+		{"conv1.weight", []int64{c1, in, 3, 3}, in * 9}, {"conv1.bias", []int64{c1}, in * 9},
 		{"conv2.weight", []int64{c2, c1, 3, 3}, c1 * 9}, {"conv2.bias", []int64{c2}, c1 * 9},
 		{"fc1.weight", []int64{h, flat}, flat}, {"fc1.bias", []int64{h}, flat},
-		{"fc2.weight", []int64{NumClasses, h}, h}, {"fc2.bias", []int64{NumClasses}, h},
+		{"fc2.weight", []int64{k, h}, h}, {"fc2.bias", []int64{k}, h},
 	}
 }
 
@@ -109,14 +139,14 @@ func (n *network) bind(byName map[string]*ts.Tensor) {
 	n.fc2W, n.fc2B = byName["fc2.weight"], byName["fc2.bias"]
 }
 
-// forward returns the feature-layer activations (B,H) and the logits (B,10). Both belong to s.
+// forward returns the feature-layer activations (B,H) and the logits (B,K). Both belong to s.
 func (n *network) forward(s *scope, x *ts.Tensor) (features, logits *ts.Tensor) {
-	h := n.convBlock(s, x, n.conv1W, n.conv1B) // (B, C1, 14, 14)
-	h = n.convBlock(s, h, n.conv2W, n.conv2B)  // (B, C2, 7, 7)
+	h := n.convBlock(s, x, n.conv1W, n.conv1B) // (B, C1, H/2, W/2)
+	h = n.convBlock(s, h, n.conv2W, n.conv2B)  // (B, C2, H/4, W/4)
 	if !s.ok(h) {
 		return nil, nil
 	}
-	h = s.do(h.Flatten(1, -1, false)) // (B, C2·49)
+	h = s.do(h.Flatten(1, -1, false)) // (B, C2·⌊H/4⌋·⌊W/4⌋)
 	if !s.ok(h) {
 		return nil, nil
 	}
@@ -128,7 +158,7 @@ func (n *network) forward(s *scope, x *ts.Tensor) (features, logits *ts.Tensor) 
 	if !s.ok(features) {
 		return nil, nil
 	}
-	logits = s.do(ts.Linear(features, n.fc2W, n.fc2B)) // (B, 10)
+	logits = s.do(ts.Linear(features, n.fc2W, n.fc2B)) // (B, K)
 	return features, logits
 }
 
@@ -148,7 +178,8 @@ func (n *network) convBlock(s *scope, x, w, b *ts.Tensor) *ts.Tensor {
 	return s.do(h.MaxPool2d([]int64{2, 2}, []int64{2, 2}, []int64{0, 0}, []int64{1, 1}, false, false))
 }
 
-// Classifier is a trained reference classifier for one dataset. Its methods call libtorch, so
+// Classifier is a trained reference classifier for one dataset, or for an unlabelled dataset
+// its untrained stand-in (Info.Kind = KindRandomFeatures: see [RandomFeatures]). Its methods call libtorch, so
 // the caller must have locked its OS thread (runtime.LockOSThread): libtorch's grad mode is per
 // thread. A Classifier is not safe for concurrent use.
 type Classifier struct {
@@ -158,10 +189,21 @@ type Classifier struct {
 	Dir      string  // the cache folder it was loaded from
 
 	device  gotch.Device
+	shape   NetShape
 	net     network
 	weights []*ts.Tensor
 	refs    map[string]referenceStats // reference statistics by reference key
 }
+
+// NumClasses is the number of classes the classifier tells apart (10 for MNIST).
+func (c *Classifier) NumClasses() int { return c.shape.Classes }
+
+// Shape is the image shape and class count of the network.
+func (c *Classifier) Shape() NetShape { return c.shape }
+
+// Labelled reports whether the network was trained on labels, so that its class probabilities
+// mean something; false for the random-feature network of an unlabelled dataset.
+func (c *Classifier) Labelled() bool { return c.Info.Kind != KindRandomFeatures }
 
 // Close frees the classifier's weights.
 func (c *Classifier) Close() {
@@ -174,19 +216,20 @@ func (c *Classifier) Close() {
 // inferenceBatch is how many images one forward pass takes in Features.
 const inferenceBatch = 500
 
-// Features runs n images (n·28·28 values in [-1, 1], image after image) through the classifier
-// without gradient tracking and returns the feature-layer activations (n × Hidden) and the
-// class probabilities (n × 10), one row per image.
+// Features runs n images (n·C·H·W values in [-1, 1], image after image, each CHW: 28×28 grey
+// for MNIST) through the classifier without gradient tracking and returns the feature-layer
+// activations (n × Hidden) and the class probabilities (n × K), one row per image.
 func (c *Classifier) Features(images []float32, n int) (features, probs *mat.Dense, err error) {
-	const pixels = imageSide * imageSide
+	pixels, k := c.shape.imageLen(), c.shape.Classes
 	if n < 1 || len(images) != n*pixels {
-		return nil, nil, fmt.Errorf("quality: features: %d values are not %d images of 28×28", len(images), n)
+		return nil, nil, fmt.Errorf("quality: features: %d values are not %d images of %d×%d×%d",
+			len(images), n, c.shape.Channels, c.shape.Height, c.shape.Width)
 	}
 	if c.weights == nil {
 		return nil, nil, errors.New("quality: features: classifier is closed")
 	}
 	dim := c.Info.Config.Hidden
-	features, probs = mat.NewDense(n, dim, nil), mat.NewDense(n, NumClasses, nil)
+	features, probs = mat.NewDense(n, dim, nil), mat.NewDense(n, k, nil)
 	err = ddpm.NoGrad(func() error {
 		for lo := 0; lo < n; lo += inferenceBatch {
 			hi := min(lo+inferenceBatch, n)
@@ -201,7 +244,7 @@ func (c *Classifier) Features(images []float32, n int) (features, probs *mat.Den
 				}
 				row = probs.RawRowView(i)
 				for j := range row {
-					row[j] = float64(p[(i-lo)*NumClasses+j])
+					row[j] = float64(p[(i-lo)*k+j])
 				}
 			}
 		}
@@ -217,7 +260,7 @@ func (c *Classifier) Features(images []float32, n int) (features, probs *mat.Den
 func (c *Classifier) forwardBatch(images []float32, n int) (features, probs []float32, err error) {
 	var s scope
 	defer s.drop()
-	x := s.images(images, n, c.device)
+	x := s.images(images, n, c.shape, c.device)
 	f, logits := c.net.forward(&s, x)
 	if !s.ok(f, logits) {
 		return nil, nil, s.err
@@ -256,7 +299,7 @@ type trainResult struct {
 
 // train fits a fresh network to train with Adam and cross-entropy and returns its weights.
 // Each epoch it logs the mean loss and the accuracy on test (never used to choose anything).
-func train(ctx context.Context, cfg TrainConfig, trainSet, testSet *data.Set, device gotch.Device, log io.Writer) (res trainResult, err error) {
+func train(ctx context.Context, cfg TrainConfig, shape NetShape, trainSet, testSet *data.Set, device gotch.Device, log io.Writer) (res trainResult, err error) {
 	start := time.Now()
 	ddpm.ManualSeed(cfg.Seed) // the initial weights
 
@@ -264,7 +307,7 @@ func train(ctx context.Context, cfg TrainConfig, trainSet, testSet *data.Set, de
 	defer vs.Destroy()
 	byName := map[string]*ts.Tensor{}
 	var params []*ts.Tensor
-	for _, p := range paramShapes(cfg) {
+	for _, p := range paramShapes(cfg, shape) {
 		// PyTorch's default init for conv and linear layers: uniform in ±1/√fan_in.
 		bound := 1 / math.Sqrt(float64(p.fanIn))
 		layer, name, _ := strings.Cut(p.name, ".") // gotch's paths reject "." inside a name
@@ -296,7 +339,7 @@ func train(ctx context.Context, cfg TrainConfig, trainSet, testSet *data.Set, de
 	}
 	var all scope
 	defer all.drop()
-	xAll := all.images(trainSet.Images, trainSet.N, device)
+	xAll := all.images(trainSet.Images, trainSet.N, shape, device)
 	labels := make([]int64, trainSet.N)
 	for i, y := range trainSet.Labels {
 		labels[i] = int64(y)
@@ -309,7 +352,7 @@ func train(ctx context.Context, cfg TrainConfig, trainSet, testSet *data.Set, de
 
 	stepsPerEpoch := (len(subset) + cfg.BatchSize - 1) / cfg.BatchSize
 	totalSteps, step := cfg.Epochs*stepsPerEpoch, 0
-	probe := &Classifier{Dataset: trainSet.Name, device: device, net: net, weights: params,
+	probe := &Classifier{Dataset: trainSet.Name, device: device, shape: shape, net: net, weights: params,
 		Info: Info{Config: cfg}}
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		epochStart := time.Now()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,15 @@ import (
 func lockThread(t *testing.T) {
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
+}
+
+// intLabels returns set's labels as the []int that ClassAccuracy and ClassDiversity take.
+func intLabels(set *data.Set) []int {
+	labels := make([]int, len(set.Labels))
+	for i, y := range set.Labels {
+		labels[i] = int(y)
+	}
+	return labels
 }
 
 // realData lists the datasets the classifier tests run on, with where the data lives here
@@ -204,10 +214,7 @@ func TestClassAccuracyReal(t *testing.T) {
 	tc := realData[0]
 	lockThread(t)
 	c, test := loadReal(t, tc.dataset, tc.dir)
-	labels := make([]int, test.N)
-	for i, y := range test.Labels {
-		labels[i] = int(y)
-	}
+	labels := intLabels(test)
 	report, err := ClassAccuracy(c, test.Images, labels)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +226,7 @@ func TestClassAccuracyReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if realDiversity != report.Diversity {
+	if !slices.Equal(realDiversity, report.Diversity) {
 		t.Errorf("diversity differs: %v vs %v", realDiversity, report.Diversity)
 	}
 	// One image repeated per class has no diversity.

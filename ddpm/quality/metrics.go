@@ -42,13 +42,47 @@ type Metrics struct {
 	ClassEntropy float64 `json:"class_entropy"`
 	// MinClassShare is the smallest entry of ClassShares: 0.1 at best, 0 when a class is missing.
 	MinClassShare float64 `json:"min_class_share"`
-	// ClassShares is the share of samples predicted as each class.
-	ClassShares [NumClasses]float64 `json:"class_shares"`
-	N           int                 `json:"n"` // samples measured
+	// ClassShares is the share of samples predicted as each class (one entry per class).
+	ClassShares []float64 `json:"class_shares"`
+	N           int       `json:"n"` // samples measured
+
+	// Classifier is ClassifierNone when the dataset has no labels, so there is no reference
+	// classifier: FD and FDReal are then measured in the space FDFeatures names, and the class
+	// metrics (Recognizable, ClassEntropy, MinClassShare, ClassShares) are not measured. Their
+	// zero values mean nothing then, and the JSON leaves them out instead of writing 0. Empty
+	// for a trained classifier.
+	Classifier string `json:"classifier,omitempty"`
+	FDFeatures string `json:"fd_features,omitempty"`
 }
 
-// Evaluate measures n samples (n·28·28 values in [-1, 1]) against reference, normally the test
-// split of the classifier's dataset. The reference's feature statistics and FDReal are computed
+// ClassifierNone is Metrics.Classifier for a dataset without labels.
+const ClassifierNone = "none"
+
+// Measured reports whether the class metrics (Recognizable, ClassEntropy, MinClassShare,
+// ClassShares) were measured, i.e. a trained classifier was at hand.
+func (m Metrics) Measured() bool { return m.Classifier != ClassifierNone }
+
+// MarshalJSON writes every field, except that without a classifier the class metrics are
+// left out rather than written as 0.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	type plain Metrics // without the method
+	if m.Measured() {
+		return json.Marshal(plain(m))
+	}
+	return json.Marshal(struct {
+		FD         float64 `json:"fd"`
+		FDReal     float64 `json:"fd_real"`
+		FDRealN    float64 `json:"fd_real_n,omitempty"`
+		N          int     `json:"n"`
+		Classifier string  `json:"classifier"`
+		FDFeatures string  `json:"fd_features"`
+	}{m.FD, m.FDReal, m.FDRealN, m.N, m.Classifier, m.FDFeatures})
+}
+
+// Evaluate measures n samples (n·C·H·W values in [-1, 1], the classifier's shape: 28×28 grey for
+// MNIST) against reference, normally the test split of the classifier's dataset. With the
+// random-feature network of an unlabelled dataset (RandomFeatures) it measures FD and FDReal
+// only, and says so (Classifier = ClassifierNone). The reference's feature statistics and FDReal are computed
 // once per reference and cached in memory and in the classifier's cache folder. n must be >= 2.
 func Evaluate(c *Classifier, samples []float32, n int, reference *data.Set) (Metrics, error) {
 	if n < 2 {
@@ -70,7 +104,10 @@ func Evaluate(c *Classifier, samples []float32, n int, reference *data.Set) (Met
 	if err != nil {
 		return Metrics{}, err
 	}
-	m := classStats(probs)
+	m := Metrics{N: n, Classifier: ClassifierNone, FDFeatures: RandomFeaturesDescription}
+	if c.Labelled() {
+		m = classStats(probs)
+	}
 	m.FD, m.FDReal = fd, ref.FDReal
 	return m, nil
 }
@@ -88,11 +125,10 @@ func RealFloor(c *Classifier, real *data.Set, n int, reference *data.Set) (float
 	if err != nil {
 		return 0, err
 	}
-	const pixels = 28 * 28
-	images := make([]float32, 0, n*pixels)
+	images := make([]float32, 0, n*real.ImageLen())
 	for i := 0; i < n; i++ {
 		k := i * real.N / n // evenly spaced, so no class or writer run dominates
-		images = append(images, real.Images[k*pixels:(k+1)*pixels]...)
+		images = append(images, real.Image(k)...)
 	}
 	features, _, err := c.Features(images, n)
 	if err != nil {
@@ -107,9 +143,9 @@ func RealFloor(c *Classifier, real *data.Set, n int, reference *data.Set) (float
 
 // classStats computes the classifier-only metrics from a probability table (one row per sample).
 func classStats(probs *mat.Dense) Metrics {
-	n, _ := probs.Dims()
-	m := Metrics{N: n}
-	var counts [NumClasses]int
+	n, k := probs.Dims()
+	m := Metrics{N: n, ClassShares: make([]float64, k)}
+	counts := make([]int, k)
 	recognizable := 0
 	for i := 0; i < n; i++ {
 		row := probs.RawRowView(i)
@@ -237,30 +273,35 @@ func referenceKey(set *data.Set) string {
 
 // ClassReport measures class-conditional samples: how often the classifier sees the class that
 // was asked for, and how varied the samples of each class are.
+// Each per-class slice has one entry per class of the classifier.
 type ClassReport struct {
-	Accuracy  float64             `json:"accuracy"`  // share of samples classified as their requested class
-	PerClass  [NumClasses]float64 `json:"per_class"` // that share per requested class; 0 where Requested is 0
-	Requested [NumClasses]int     `json:"requested"` // samples requested per class
+	Accuracy  float64   `json:"accuracy"`  // share of samples classified as their requested class
+	PerClass  []float64 `json:"per_class"` // that share per requested class; 0 where Requested is 0
+	Requested []int     `json:"requested"` // samples requested per class
 	// Diversity is the mean pairwise Euclidean distance between the feature vectors of the
 	// samples requested as each class (0 with fewer than 2). Compare with ClassDiversity of real
 	// images: much lower means the model repeats itself within a class.
-	Diversity [NumClasses]float64 `json:"diversity"`
+	Diversity []float64 `json:"diversity"`
 }
 
 // ClassAccuracy classifies len(requested) samples, where requested[i] is the class sample i was
 // generated for, and reports accuracy overall and per class, and within-class diversity.
 func ClassAccuracy(c *Classifier, samples []float32, requested []int) (ClassReport, error) {
-	var r ClassReport
+	K := c.NumClasses()
+	r := ClassReport{PerClass: make([]float64, K), Requested: make([]int, K)}
+	if !c.Labelled() {
+		return r, errors.New("quality: class accuracy needs a classifier trained on labels; this dataset has none")
+	}
 	for i, k := range requested {
-		if k < 0 || k >= NumClasses {
-			return r, fmt.Errorf("quality: requested class %d of sample %d is outside 0..%d", k, i, NumClasses-1)
+		if k < 0 || k >= K {
+			return r, fmt.Errorf("quality: requested class %d of sample %d is outside 0..%d", k, i, K-1)
 		}
 	}
 	features, probs, err := c.Features(samples, len(requested))
 	if err != nil {
 		return r, err
 	}
-	var correct [NumClasses]int
+	correct := make([]int, K)
 	total := 0
 	for i, k := range requested {
 		r.Requested[k]++
@@ -275,33 +316,35 @@ func ClassAccuracy(c *Classifier, samples []float32, requested []int) (ClassRepo
 			r.PerClass[k] = float64(correct[k]) / float64(r.Requested[k])
 		}
 	}
-	r.Diversity = withinClassDistance(features, requested)
+	r.Diversity = withinClassDistance(features, requested, K)
 	return r, nil
 }
 
 // ClassDiversity is the mean pairwise feature distance within each class of labelled images
 // (n = len(labels)), e.g. a test split with its true labels: the yardstick for
 // ClassReport.Diversity. Cost grows with the square of the images per class.
-func ClassDiversity(c *Classifier, images []float32, labels []int) ([NumClasses]float64, error) {
+func ClassDiversity(c *Classifier, images []float32, labels []int) ([]float64, error) {
+	K := c.NumClasses()
 	for i, k := range labels {
-		if k < 0 || k >= NumClasses {
-			return [NumClasses]float64{}, fmt.Errorf("quality: label %d of image %d is outside 0..%d", k, i, NumClasses-1)
+		if k < 0 || k >= K {
+			return nil, fmt.Errorf("quality: label %d of image %d is outside 0..%d", k, i, K-1)
 		}
 	}
 	features, _, err := c.Features(images, len(labels))
 	if err != nil {
-		return [NumClasses]float64{}, err
+		return nil, err
 	}
-	return withinClassDistance(features, labels), nil
+	return withinClassDistance(features, labels, K), nil
 }
 
-// withinClassDistance averages ‖f_i − f_j‖ over pairs i < j of rows with the same label.
-func withinClassDistance(features *mat.Dense, labels []int) [NumClasses]float64 {
-	var members [NumClasses][]int
+// withinClassDistance averages ‖f_i − f_j‖ over pairs i < j of rows with the same label, for
+// each of k classes.
+func withinClassDistance(features *mat.Dense, labels []int, k int) []float64 {
+	members := make([][]int, k)
 	for i, k := range labels {
 		members[k] = append(members[k], i)
 	}
-	var out [NumClasses]float64
+	out := make([]float64, k)
 	for k, rows := range members {
 		if len(rows) < 2 {
 			continue

@@ -91,8 +91,11 @@ func TestWithinClassDistance(t *testing.T) {
 		1, 1, // class 1, alone
 		7, 7, // class 2
 	})
-	got := withinClassDistance(features, []int{0, 0, 0, 1, 2})
+	got := withinClassDistance(features, []int{0, 0, 0, 1, 2}, NumClasses)
 	want := [NumClasses]float64{(5 + 0 + 5) / 3.0} // pairs (0,1), (0,2), (1,2); classes with < 2 rows: 0
+	if len(got) != NumClasses {
+		t.Fatalf("%d classes, want %d", len(got), NumClasses)
+	}
 	for k := range want {
 		if math.Abs(got[k]-want[k]) > 1e-12 {
 			t.Errorf("class %d: %v, want %v", k, got[k], want[k])

@@ -66,12 +66,13 @@ func (s *scope) drop() {
 	s.tensors = nil
 }
 
-// images copies n 28×28 images (Go values in [-1, 1]) into a new (n, 1, 28, 28) tensor on device.
-func (s *scope) images(pixels []float32, n int, device gotch.Device) *ts.Tensor {
+// images copies n images of the network's shape (Go values in [-1, 1], each CHW) into a new
+// (n, C, H, W) tensor on device.
+func (s *scope) images(pixels []float32, n int, shape NetShape, device gotch.Device) *ts.Tensor {
 	if !s.ok() {
 		return nil
 	}
-	x := s.do(ts.NewTensorFromData(pixels, []int64{int64(n), 1, imageSide, imageSide}))
+	x := s.do(ts.NewTensorFromData(pixels, []int64{int64(n), int64(shape.Channels), int64(shape.Height), int64(shape.Width)}))
 	if x == nil || device == gotch.CPU {
 		return x
 	}

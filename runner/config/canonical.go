@@ -2,14 +2,13 @@ package config
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // Canonical returns the canonical JSON of the hashed keys: one object per table, keys sorted,
@@ -124,74 +123,12 @@ func jsonString(s string) string {
 // formatFloat is the one float spelling of the canonical form and of FormatValue.
 func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
-// Hash is the SHA-256 of a config's canonical form: the name of its run.
-type Hash [32]byte
+// Hash is the SHA-256 of a config's canonical form: the name of its run. It is the store's
+// one hash type, which also parses and checks hashes (store.ParseHash, store.CheckPrefix).
+type Hash = store.Hash
 
 // Hash returns the SHA-256 of c.Canonical().
-func (c Config) Hash() Hash { return sha256.Sum256(c.Canonical()) }
-
-// String returns the 64 hex digits of h.
-func (h Hash) String() string { return hex.EncodeToString(h[:]) }
-
-// Short returns the first 12 hex digits of h, the form shown to people.
-func (h Hash) Short() string { return h.String()[:12] }
-
-// IsZero reports whether h is the zero Hash (no config hashes to it).
-func (h Hash) IsZero() bool { return h == Hash{} }
-
-// ParseHash parses 64 hex digits.
-func ParseHash(s string) (Hash, error) {
-	var h Hash
-	if len(s) != 2*len(h) {
-		return h, fmt.Errorf("hash %q: want %d hex digits, got %d", s, 2*len(h), len(s))
-	}
-	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("hash %q: %w", s, err)
-	}
-	return h, nil
-}
-
-// Errors of ResolvePrefix, for errors.Is.
-var (
-	ErrUnknownHash   = errors.New("no run has this hash")
-	ErrAmbiguousHash = errors.New("hash prefix is ambiguous")
-)
-
-// ResolvePrefix returns the one hash in all that starts with prefix (hex digits, any case).
-// The error wraps ErrUnknownHash when none does and ErrAmbiguousHash when several do.
-func ResolvePrefix(prefix string, all []Hash) (Hash, error) {
-	p := strings.ToLower(prefix)
-	if p == "" || strings.Trim(p, "0123456789abcdef") != "" {
-		return Hash{}, fmt.Errorf("hash %q: want hex digits", prefix)
-	}
-	var found []Hash
-	for _, h := range all {
-		if strings.HasPrefix(h.String(), p) && !containsHash(found, h) {
-			found = append(found, h)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return Hash{}, fmt.Errorf("%s: %w", prefix, ErrUnknownHash)
-	case 1:
-		return found[0], nil
-	}
-	names := make([]string, 0, 3)
-	for _, h := range found[:min(3, len(found))] {
-		names = append(names, h.Short())
-	}
-	return Hash{}, fmt.Errorf("%s: %w: %d runs match (%s…); give more digits",
-		prefix, ErrAmbiguousHash, len(found), strings.Join(names, ", "))
-}
-
-func containsHash(hs []Hash, h Hash) bool {
-	for _, x := range hs {
-		if x == h {
-			return true
-		}
-	}
-	return false
-}
+func (c Config) Hash() Hash { return store.HashOf(c.Canonical()) }
 
 // TOML returns the whole config as a TOML document: every key, in the order of
 // configs/default.toml, floats always with a decimal point or exponent. Parse reads it back
@@ -276,6 +213,10 @@ func (c Config) Explain() string {
 	}
 	for _, l := range excluded {
 		b.WriteString(l)
+	}
+	if c.Data.Dataset == "folder" && c.Data.Digest != "" {
+		b.WriteString("note: data.digest " + c.Data.Digest + " is the SHA-256 of every image's path and bytes in " + c.Data.Dir +
+			" (both splits), read when the config was loaded: changing any image changes the hash\n")
 	}
 	if c.Diffusion.Schedule != "linear" {
 		b.WriteString("note: diffusion.beta_start and beta_end are hashed but unused by the " + c.Diffusion.Schedule + " schedule\n")

@@ -31,10 +31,19 @@ type Config struct {
 }
 
 // Data chooses the training images.
+//
+// The conversion keys (image_size, channels, resize) and digest were added after the first
+// stores (canonical:"omitdefault", see Model). Digest is not written by hand: for a "folder"
+// dataset ResolveData fills it in with the folder's data.FolderDigest when the config is
+// loaded, so the images are part of the run's identity; set, it pins the folder's contents.
 type Data struct {
-	Dataset     string `toml:"dataset"`      // "mnist" | "fashion_mnist"
-	Dir         string `toml:"dir" hash:"-"` // folder with the IDX files; "" = search
-	TrainSubset int    `toml:"train_subset"` // 0 = whole train split, else the first N images
+	Dataset     string `toml:"dataset"`                            // "mnist" | "fashion_mnist" | "cifar10" | "folder"
+	Dir         string `toml:"dir" hash:"-"`                       // folder with the data files (required for "folder"); "" = search
+	TrainSubset int    `toml:"train_subset"`                       // 0 = whole train split, else the first N images
+	ImageSize   int    `toml:"image_size" canonical:"omitdefault"` // cifar10, folder: side S of the SxS images; 0 = as stored
+	Channels    int    `toml:"channels" canonical:"omitdefault"`   // cifar10, folder: 1 (grey) | 3 (RGB); 0 = the dataset's own
+	Resize      string `toml:"resize" canonical:"omitdefault"`     // with image_size: "resize" | "center_crop"
+	Digest      string `toml:"digest" canonical:"omitdefault"`     // folder: SHA-256 of its images; filled in by ResolveData
 }
 
 // Model sizes the U-Net.
@@ -95,7 +104,7 @@ type Train struct {
 
 // Sample sets how the final images are generated.
 type Sample struct {
-	Sampler   string  `toml:"sampler"` // "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde"
+	Sampler   string  `toml:"sampler"` // "ddpm" | "ddim" | "dpmpp_2m" | "dpmpp_2m_sde" | "dpmpp_3m" | "dpmpp_3m_sde" | "unipc"
 	Steps     int     `toml:"steps"`   // 0 = all timesteps
 	Eta       float64 `toml:"eta"`     // DDIM eta
 	NumImages int     `toml:"num_images"`
@@ -128,7 +137,7 @@ type Runtime struct {
 func Default() Config {
 	return Config{
 		Seed:      0,
-		Data:      Data{Dataset: "mnist"},
+		Data:      Data{Dataset: "mnist", Resize: "resize"},
 		Model:     Model{BaseChannels: 64, TimeEmbDim: 256, ChannelMult: "1,2", ResBlocks: 1, AttentionHeads: 4, Activation: "silu"},
 		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02, Prediction: "eps"},
 		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,

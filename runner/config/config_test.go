@@ -58,7 +58,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"wrong_type.toml", []string{`testdata/wrong_type.toml:2: train.lr: must be a number, got string "fast"`}},
 		{"negative_lr.toml", []string{`testdata/negative_lr.toml:5: train.lr: must be > 0, got -0.001`}},
 		{"zero_timesteps.toml", []string{`testdata/zero_timesteps.toml:2: diffusion.timesteps: must be in 1..100000, got 0`}},
-		{"unknown_dataset.toml", []string{`testdata/unknown_dataset.toml:2: data.dataset: must be one of "mnist" | "fashion_mnist", got "cifar10"`}},
+		{"unknown_dataset.toml", []string{`testdata/unknown_dataset.toml:2: data.dataset: must be one of "mnist" | "fashion_mnist" | "cifar10" | "folder", got "imagenet"`}},
 		{"unknown_schedule.toml", []string{`testdata/unknown_schedule.toml:2: diffusion.schedule: must be one of "linear" | "cosine", got "sigmoid"`}},
 		{"syntax_error.toml", []string{`testdata/syntax_error.toml:3: train.epochs: expected value but found '=' instead`}},
 		{"many_errors.toml", []string{
@@ -283,40 +283,6 @@ func TestSuggest(t *testing.T) {
 		if got := Suggest(key); got != want {
 			t.Errorf("Suggest(%q) = %q; want %q", key, got, want)
 		}
-	}
-}
-
-func TestResolvePrefix(t *testing.T) {
-	a, b, c := Default().Hash(), Default(), Default()
-	b.Seed, c.Seed = 1, 2
-	all := []Hash{a, b.Hash(), c.Hash()}
-	if h, err := ResolvePrefix(a.Short(), all); err != nil || h != a {
-		t.Errorf("ResolvePrefix(short) = %v, %v", h, err)
-	}
-	if h, err := ResolvePrefix(strings.ToUpper(a.String()), all); err != nil || h != a {
-		t.Errorf("ResolvePrefix(full, upper case) = %v, %v", h, err)
-	}
-	if _, err := ResolvePrefix("", all); err == nil {
-		t.Error("empty prefix accepted")
-	}
-	if _, err := ResolvePrefix("xyz", all); err == nil {
-		t.Error("non-hex prefix accepted")
-	}
-	var none Hash
-	none[0] = ^a[0]
-	if _, err := ResolvePrefix(none.String()[:2], all[:1]); !errors.Is(err, ErrUnknownHash) {
-		t.Errorf("unknown prefix: err = %v", err)
-	}
-	// Two hashes that share their first digit.
-	x, y := Hash{0xab, 1}, Hash{0xab, 2}
-	if _, err := ResolvePrefix("ab", []Hash{x, y}); !errors.Is(err, ErrAmbiguousHash) {
-		t.Errorf("ambiguous prefix: err = %v", err)
-	}
-	if h, err := ParseHash(a.String()); err != nil || h != a {
-		t.Errorf("ParseHash(String()) = %v, %v", h, err)
-	}
-	if _, err := ParseHash(a.Short()); err == nil {
-		t.Error("ParseHash accepted a short hash")
 	}
 }
 

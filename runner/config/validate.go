@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // Limits on values; they are generous, and exist so a typo cannot ask for a year of work.
@@ -15,9 +17,9 @@ const (
 
 // Datasets, Schedules, Samplers, Spacings and Devices list the accepted values of the string keys.
 var (
-	Datasets  = []string{"mnist", "fashion_mnist"}
+	Datasets  = []string{"mnist", "fashion_mnist", "cifar10", "folder"}
 	Schedules = []string{"linear", "cosine"}
-	Samplers  = []string{"ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde"}
+	Samplers  = []string{"ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "dpmpp_3m_sde", "unipc"}
 	Spacings  = []string{"trailing", "logsnr", "karras"}
 	Devices   = []string{"auto", "cpu", "cuda"}
 	// Precisions are the values of train.precision and sample.precision.
@@ -39,6 +41,7 @@ func (c Config) Validate() error {
 	}
 
 	oneOf(&e, "data.dataset", c.Data.Dataset, Datasets)
+	c.validateData(&e) // the folder and conversion keys (validate_data.go)
 	atLeast(&e, "data.train_subset", c.Data.TrainSubset, 0)
 
 	m := c.Model
@@ -92,7 +95,7 @@ func (c Config) Validate() error {
 	oneOf(&e, "sample.sampler", s.Sampler, Samplers)
 	oneOf(&e, "sample.spacing", s.Spacing, Spacings)
 	oneOf(&e, "sample.precision", s.Precision, Precisions)
-	if s.FromRun != "" && !isHex(s.FromRun, 4, 64) {
+	if s.FromRun != "" && store.CheckPrefix(s.FromRun) != nil {
 		e.add("sample.from_run", "must be a run hash (4 to 64 hex digits, see `runner list`), got %q", s.FromRun)
 	}
 	// For a sampling-only run the model and the timesteps are the source run's: these two
@@ -135,17 +138,4 @@ func atLeast(e *ErrorList, key string, v, lo int) {
 	if v < lo {
 		e.add(key, "must be >= %d, got %d", lo, v)
 	}
-}
-
-// isHex reports whether s is lowercase or uppercase hex of length lo..hi.
-func isHex(s string, lo, hi int) bool {
-	if len(s) < lo || len(s) > hi {
-		return false
-	}
-	for _, r := range s {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-			return false
-		}
-	}
-	return true
 }

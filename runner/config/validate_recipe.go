@@ -14,8 +14,8 @@ var (
 	TimestepSamplings = []string{"uniform", "stratified"}
 )
 
-// ImageSize is the side of the images of every dataset the runner knows (MNIST and
-// Fashion-MNIST are 28×28); the U-Net's levels are checked against it.
+// ImageSize is the side of MNIST and Fashion-MNIST images (28×28), the default image side;
+// the U-Net's levels are checked against the config's own side (Config.ImageSide).
 const ImageSize = 28
 
 // Limits of the architecture keys: generous, but a typo cannot ask for a week per epoch.
@@ -28,40 +28,47 @@ const (
 // resolution of each level: level i works at ImageSize/2^i with base·mult[i] channels, and the
 // bottleneck, one level further down, at the last level's width. The guide's "1,2" at base 64
 // gives widths 64, 128, 128 at 28, 14, 7. ok is false if channel_mult does not parse.
-func (m Model) Levels() (widths, resolutions []int, ok bool) {
+func (m Model) Levels() (widths, resolutions []int, ok bool) { return m.LevelsAt(ImageSize) }
+
+// LevelsAt is Levels for images of the given side: level i works at side/2^i.
+func (m Model) LevelsAt(side int) (widths, resolutions []int, ok bool) {
 	mult, err := IntList(m.ChannelMult)
 	if err != nil || len(mult) == 0 {
 		return nil, nil, false
 	}
 	for i, k := range mult {
 		widths = append(widths, m.BaseChannels*k)
-		resolutions = append(resolutions, ImageSize>>i)
+		resolutions = append(resolutions, side>>i)
 	}
 	widths = append(widths, widths[len(widths)-1])
-	resolutions = append(resolutions, ImageSize>>len(mult))
+	resolutions = append(resolutions, side>>len(mult))
 	return widths, resolutions, true
+}
+
+// ImageSide returns the side of the images the model sees: data.image_size if set, else the
+// dataset's own (28 for MNIST-like sets, 32 for cifar10), and 0 for a folder without
+// data.image_size, whose side is only known once its images are read (ResolveData).
+func (c Config) ImageSide() int {
+	switch {
+	case c.Data.ImageSize != 0:
+		return c.Data.ImageSize
+	case c.Data.Dataset == "cifar10":
+		return 32
+	case c.Data.Dataset == "folder":
+		return 0
+	}
+	return ImageSize
 }
 
 // validateRecipe checks the architecture keys, diffusion.prediction and the training recipe.
 func (c Config) validateRecipe(e *ErrorList) {
 	m := c.Model
-	levelsOK := checkList(e, "model.channel_mult", m.ChannelMult, false)
-	if mult, _ := IntList(m.ChannelMult); levelsOK {
-		// Max-pooling halves the side at every level and the transposed convolutions double it
-		// back, so the side must divide exactly: 28 → 14 → 7 allows two levels.
-		maxLevels := 0
-		for s := ImageSize; s%2 == 0; s /= 2 {
-			maxLevels++
-		}
-		switch {
-		case len(mult) < 1 || len(mult) > maxLevels:
-			e.add("model.channel_mult", "must have 1 to %d levels (%d×%d images halve exactly %d times), got %d",
-				maxLevels, ImageSize, ImageSize, maxLevels, len(mult))
-			levelsOK = false
-		case slices.ContainsFunc(mult, func(k int) bool { return k < 1 || k > MaxChannelMult }):
-			e.add("model.channel_mult", "every multiplier must be in 1..%d, got %q", MaxChannelMult, m.ChannelMult)
-			levelsOK = false
-		}
+	if side := c.ImageSide(); side != 0 {
+		c.validateLevels(e, side, side)
+	} else {
+		// A folder of images as stored: the sides are checked by ResolveData.
+		checkList(e, "model.channel_mult", m.ChannelMult, false)
+		checkList(e, "model.attention", m.Attention, true)
 	}
 	if m.ResBlocks < 1 || m.ResBlocks > MaxResBlocks {
 		e.add("model.res_blocks", "must be in 1..%d, got %d", MaxResBlocks, m.ResBlocks)
@@ -69,8 +76,32 @@ func (c Config) validateRecipe(e *ErrorList) {
 	if m.AttentionHeads < 1 {
 		e.add("model.attention_heads", "must be >= 1, got %d", m.AttentionHeads)
 	}
+	c.validateTrainRecipe(e)
+}
+
+// validateLevels checks model.channel_mult and model.attention against images of h×w.
+func (c Config) validateLevels(e *ErrorList, h, w int) {
+	m := c.Model
+	levelsOK := checkList(e, "model.channel_mult", m.ChannelMult, false)
+	if mult, _ := IntList(m.ChannelMult); levelsOK {
+		// Max-pooling halves the side at every level and the transposed convolutions double it
+		// back, so the side must divide exactly: 28 → 14 → 7 allows two levels.
+		maxLevels := 0
+		for s := min(h&-h, w&-w); s%2 == 0; s /= 2 {
+			maxLevels++
+		}
+		switch {
+		case len(mult) < 1 || len(mult) > maxLevels:
+			e.add("model.channel_mult", "must have 1 to %d levels (%d×%d images halve exactly %d times), got %d",
+				maxLevels, h, w, maxLevels, len(mult))
+			levelsOK = false
+		case slices.ContainsFunc(mult, func(k int) bool { return k < 1 || k > MaxChannelMult }):
+			e.add("model.channel_mult", "every multiplier must be in 1..%d, got %q", MaxChannelMult, m.ChannelMult)
+			levelsOK = false
+		}
+	}
 	if checkList(e, "model.attention", m.Attention, true) && levelsOK {
-		widths, resolutions, _ := m.Levels()
+		widths, resolutions, _ := m.LevelsAt(h)
 		att, _ := IntList(m.Attention)
 		for i, r := range att {
 			level := slices.Index(resolutions, r)
@@ -86,6 +117,12 @@ func (c Config) validateRecipe(e *ErrorList) {
 			}
 		}
 	}
+}
+
+// validateTrainRecipe checks the rest of the recipe keys: activation, dropout, prediction
+// and the training recipe.
+func (c Config) validateTrainRecipe(e *ErrorList) {
+	m := c.Model
 	oneOf(e, "model.activation", m.Activation, Activations)
 	if !(m.Dropout >= 0 && m.Dropout < 1) {
 		e.add("model.dropout", "must be in [0, 1), got %s", formatFloat(m.Dropout))

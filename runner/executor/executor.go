@@ -25,6 +25,7 @@ package executor
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 
@@ -79,6 +80,17 @@ type ProgressReport struct {
 	Phase string `json:"phase,omitempty"`
 	Done  int    `json:"done,omitempty"`
 	Total int    `json:"total,omitempty"`
+}
+
+// WriteProgress writes p as one progress line, the form ParseProgress reads: the child's
+// (runner/job's) side of the protocol.
+func WriteProgress(w io.Writer, p ProgressReport) error {
+	line, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", line)
+	return err
 }
 
 // ParseProgress parses a progress line; ok is false if the line is not a JSON object.

@@ -20,40 +20,51 @@ const evalBatch = 250
 // the grid's images, and the same for every run so that runs are compared on equal noise.
 const evalSeed = 77_000_000
 
+// featuresFile (under metrics/) holds the classifier features of the evaluation samples, one
+// row per sample, as a NumPy .npy file (quality.FeaturesNPY).
+const featuresFile = "features.npy"
+
 // Quality is what evaluate measures, as written to metrics/quality.json.
 type Quality struct {
-	Metrics         quality.Metrics              `json:"metrics"`
-	Class           *quality.ClassReport         `json:"class,omitempty"`          // conditional models
-	DiversityReal   *[quality.NumClasses]float64 `json:"diversity_real,omitempty"` // per class, real test images
-	Classifier      quality.Info                 `json:"classifier"`
-	Sampler         string                       `json:"sampler"`
-	Weights         string                       `json:"weights"`
-	SampleSeconds   float64                      `json:"sample_seconds"`
-	EvaluateSeconds float64                      `json:"evaluate_seconds"`
+	Metrics         quality.Metrics      `json:"metrics"`
+	Class           *quality.ClassReport `json:"class,omitempty"`          // conditional models
+	DiversityReal   []float64            `json:"diversity_real,omitempty"` // per class, real test images
+	FDInterval      *quality.FDInterval  `json:"fd_interval,omitempty"`    // FD's bootstrap over the samples
+	Classifier      quality.Info         `json:"classifier"`
+	Sampler         string               `json:"sampler"`
+	Weights         string               `json:"weights"`
+	SampleSeconds   float64              `json:"sample_seconds"`
+	EvaluateSeconds float64              `json:"evaluate_seconds"`
 }
 
 // evaluate samples cfg.Eval.NumSamples images and measures them with the dataset's reference
 // classifier (trained once per dataset and cached), filling summary.Metrics and writing
-// metrics/quality.json.
+// metrics/quality.json. An unlabelled dataset has no classifier: FD is measured in a fixed
+// random network's features (quality.RandomFeatures) and the class metrics stay unset.
 func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Model, weights string, summary *store.Summary) error {
 	n := r.cfg.Eval.NumSamples
 	if n == 0 {
 		return nil
 	}
 	cfg := r.cfg
-	classifier, err := quality.LoadOrTrain(ctx, cfg.Data.Dataset, cfg.Data.Dir, logWriter{r})
+	train, err := loadSplit(cfg, data.Train)
+	if err != nil {
+		return err
+	}
+	test, err := loadSplit(cfg, data.Test)
+	if err != nil {
+		return err
+	}
+	classifier, err := quality.LoadOrTrainWith(ctx, quality.Options{Dataset: cfg.Data.Dataset, DataDir: cfg.Data.Dir,
+		Log: logWriter{r}, Train: train, Test: test, Classes: len(train.Classes), Digest: train.Digest})
 	if err != nil {
 		return fmt.Errorf("reference classifier: %w", err)
 	}
 	defer classifier.Close()
-	test, err := data.Load(cfg.Data.Dataset, cfg.Data.Dir, data.Test)
-	if err != nil {
-		return err
-	}
 
 	conditional := model.Net.Config.NumClasses > 0
 	var requested []int
-	samples := make([]float32, 0, n*28*28)
+	samples := make([]float32, 0, n*r.imageShape().len())
 	start := time.Now()
 	for done := 0; done < n; done += evalBatch {
 		b := min(evalBatch, n-done)
@@ -65,7 +76,7 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 				requested = append(requested, i%model.Net.Config.NumClasses)
 			}
 		}
-		batch := &run{Options: r.Options, cfg: cfg, device: r.device, noiseSeed: evalSeed + int64(done), classes: labels,
+		batch := &run{Options: r.Options, cfg: cfg, device: r.device, shape: r.shape, noiseSeed: evalSeed + int64(done), classes: labels,
 			phase: fmt.Sprintf("eval images %d-%d of %d:", done+1, done+b, n)}
 		res, _, _, err := batch.sample(ctx, sched, model, b, nil)
 		if err != nil {
@@ -79,16 +90,33 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 	if q.Metrics, err = quality.Evaluate(classifier, samples, n, test); err != nil {
 		return err
 	}
-	if q.Metrics.FDRealN, err = realFloor(classifier, cfg.Data.Dataset, cfg.Data.Dir, n, test); err != nil {
+	if q.Metrics.FDRealN, err = realFloor(classifier, train, n, test); err != nil {
 		return err
 	}
 	m := &summary.Metrics
-	m.FD, m.FDReal, m.Recognizable = ptr(q.Metrics.FD), ptr(q.Metrics.FDReal), ptr(q.Metrics.Recognizable)
+	m.FD, m.FDReal = ptr(q.Metrics.FD), ptr(q.Metrics.FDReal)
 	if q.Metrics.FDRealN > 0 {
 		m.FDRealN = ptr(q.Metrics.FDRealN)
 	}
-	m.ClassEntropy, m.MinClassShare = ptr(q.Metrics.ClassEntropy), ptr(q.Metrics.MinClassShare)
-	if conditional {
+	m.N = &q.Metrics.N
+	fdInterval, features, err := quality.EvaluateFDInterval(classifier, samples, n, test, q.Metrics.FD)
+	if err != nil {
+		return fmt.Errorf("FD bootstrap: %w", err)
+	}
+	if err := os.MkdirAll(r.path("metrics"), 0o755); err != nil {
+		return err
+	}
+	// The per-sample features FD and its bootstrap were computed from, to recompute either.
+	if err := writeFile(r.path("metrics", featuresFile), quality.FeaturesNPY(features)); err != nil {
+		return err
+	}
+	q.FDInterval = &fdInterval
+	m.FDLow, m.FDHigh, m.FDBootstrap = ptr(fdInterval.Low), ptr(fdInterval.High), fdInterval.Replicates
+	if q.Metrics.Measured() { // absent, not 0, without a classifier
+		m.Recognizable = ptr(q.Metrics.Recognizable)
+		m.ClassEntropy, m.MinClassShare = ptr(q.Metrics.ClassEntropy), ptr(q.Metrics.MinClassShare)
+	}
+	if conditional && classifier.Labelled() {
 		report, err := quality.ClassAccuracy(classifier, samples, requested)
 		if err != nil {
 			return err
@@ -101,8 +129,8 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 		if err != nil {
 			return err
 		}
-		q.Class, q.DiversityReal = &report, &real
-		m.ClassAccuracy, m.Diversity, m.DiversityReal = ptr(report.Accuracy), ptr(mean(report.Diversity[:])), ptr(mean(real[:]))
+		q.Class, q.DiversityReal = &report, real
+		m.ClassAccuracy, m.Diversity, m.DiversityReal = ptr(report.Accuracy), ptr(mean(report.Diversity)), ptr(mean(real))
 	}
 	q.EvaluateSeconds = time.Since(evalStart).Seconds()
 	q.Sampler = summary.Sampler
@@ -135,12 +163,8 @@ func (w logWriter) Write(p []byte) (int, error) {
 }
 
 // realFloor is FD's floor at n samples: n real images of the train split against the test
-// split (quality.RealFloor). Train splits smaller than n (none shipped) give 0, not measured.
-func realFloor(classifier *quality.Classifier, dataset, dir string, n int, test *data.Set) (float64, error) {
-	train, err := data.Load(dataset, dir, data.Train)
-	if err != nil {
-		return 0, fmt.Errorf("real floor: %w", err)
-	}
+// split (quality.RealFloor). Train splits smaller than n give 0, not measured.
+func realFloor(classifier *quality.Classifier, train *data.Set, n int, test *data.Set) (float64, error) {
 	if train.N < n {
 		return 0, nil
 	}

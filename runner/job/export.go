@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
-	"github.com/ddpmlab/ddpmlab/ddpm/data"
 	"github.com/ddpmlab/ddpmlab/ddpm/durable"
 	"github.com/ddpmlab/ddpmlab/runner/config"
 	"github.com/ddpmlab/ddpmlab/runner/store"
@@ -29,10 +28,6 @@ const (
 	ExportVersion = 1
 )
 
-// imageSize is the side of the images every dataset here has (MNIST, Fashion-MNIST), which the
-// samplers of this package use too.
-const imageSize = 28
-
 // ExportConfig is config.json of an export folder: what runner/scripts/ddpm_torch.py needs to
 // rebuild the network and its noise schedule.
 type ExportConfig struct {
@@ -41,9 +36,12 @@ type ExportConfig struct {
 	Run     string `json:"run"`     // the run's full hash
 	Weights string `json:"weights"` // "ema" or "raw"
 	Dataset string `json:"dataset"`
-	// The network's input (B, ImageChannels, ImageSize, ImageSize).
+	// The network's input (B, ImageChannels, ImageSize, ImageSize) for square images; images
+	// that are not square also give ImageHeight (= ImageSize) and ImageWidth.
 	ImageChannels int `json:"image_channels"`
 	ImageSize     int `json:"image_size"`
+	ImageHeight   int `json:"image_height,omitempty"`
+	ImageWidth    int `json:"image_width,omitempty"`
 	// NumClasses is 0 for an unconditional model; otherwise class_embedding.weight has
 	// NumClasses+1 rows, the last one the "no class" ∅ of classifier-free guidance.
 	NumClasses int      `json:"num_classes"`
@@ -98,7 +96,11 @@ func Export(req ExportRequest) (ExportResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
-	arrays, weights, err := ddpm.CheckpointWeights(ckpt, unetConfig(req.Config), req.Weights)
+	shape, err := checkpointShape(ckpt) // the network's image shape, as the checkpoint records it
+	if err != nil {
+		return res, fmt.Errorf("run %s: %w", short, err)
+	}
+	arrays, weights, err := ddpm.CheckpointWeights(ckpt, unetConfig(req.Config, shape), req.Weights)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
@@ -112,7 +114,7 @@ func Export(req ExportRequest) (ExportResult, error) {
 	if err := ddpm.WriteSafetensors(&model, arrays, meta); err != nil {
 		return res, err
 	}
-	cfgJSON, err := exportConfig(req.Hash, req.Config, canonical, weights)
+	cfgJSON, err := exportConfig(req.Hash, req.Config, shape, canonical, weights)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
@@ -157,7 +159,7 @@ func Export(req ExportRequest) (ExportResult, error) {
 }
 
 // exportConfig is config.json's content for a run.
-func exportConfig(hash string, cfg config.Config, canonical []byte, weights string) ([]byte, error) {
+func exportConfig(hash string, cfg config.Config, shape imageShape, canonical []byte, weights string) ([]byte, error) {
 	var tables map[string]json.RawMessage
 	if err := json.Unmarshal(canonical, &tables); err != nil {
 		return nil, fmt.Errorf("%s: %w", store.CanonicalFile, err)
@@ -171,14 +173,17 @@ func exportConfig(hash string, cfg config.Config, canonical []byte, weights stri
 		}
 		return m, nil
 	}
-	unet := unetConfig(cfg)
+	unet := unetConfig(cfg, shape)
 	ec := ExportConfig{
 		Format: ExportFormat, Version: ExportVersion, Run: hash, Weights: weights,
-		Dataset: cfg.Data.Dataset, ImageChannels: unet.ImageChannels, ImageSize: imageSize,
+		Dataset: cfg.Data.Dataset, ImageChannels: shape.C, ImageSize: shape.H,
 		NumClasses: unet.NumClasses,
 	}
+	if shape.H != shape.W {
+		ec.ImageHeight, ec.ImageWidth = shape.H, shape.W
+	}
 	if unet.NumClasses > 0 {
-		ec.ClassNames = data.ClassNames(cfg.Data.Dataset)
+		ec.ClassNames = classNames(cfg)
 	}
 	var err error
 	if ec.Model, err = table("model"); err != nil {

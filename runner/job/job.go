@@ -8,7 +8,6 @@ package job
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
 	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/executor"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -78,6 +78,9 @@ type run struct {
 	cfg       config.Config
 	device    gotch.Device
 	precision precision // how the U-Nets compute (precision.go)
+	// shape is the (C, H, W) of the run's images: the training data's, or the checkpoint's
+	// when the run only samples (the zero value means defaultShape).
+	shape imageShape
 
 	loss   []store.LossRow
 	epochs []store.EpochRow
@@ -92,6 +95,14 @@ type run struct {
 
 	lastPhaseReport time.Time
 	phase           string // set while sampling outside training, for progress lines
+}
+
+// imageShape is the run's image shape, defaultShape when none was set.
+func (r *run) imageShape() imageShape {
+	if r.shape == (imageShape{}) {
+		return defaultShape
+	}
+	return r.shape
 }
 
 func (r *run) seed() int64 {
@@ -145,6 +156,20 @@ func (r *run) execute(ctx context.Context) error {
 	if r.precision, err = runPrecision(cfg, cfg.Train.Epochs > 0 && !cfg.SamplingOnly(), r.device, ddpm.CPUHasBF16(), os.Getenv(BF16EmulatedEnv) == "1"); err != nil {
 		return err
 	}
+	// The image shape: the checkpoint's when sampling another run's weights, else the data's.
+	var trainSet *data.Set
+	if sourceCheckpoint != "" {
+		if r.shape, err = checkpointShape(sourceCheckpoint); err != nil {
+			return fmt.Errorf("sample.from_run: %w", err)
+		}
+	} else if cfg.Train.Epochs > 0 {
+		if trainSet, err = loadSplit(cfg, data.Train); err != nil {
+			return err
+		}
+		r.shape = shapeOf(trainSet)
+	} else if r.shape, err = specShape(cfg); err != nil { // no training: the shape without the pixels
+		return err
+	}
 	if err := r.writeFingerprint(); err != nil {
 		return err
 	}
@@ -160,7 +185,7 @@ func (r *run) execute(ctx context.Context) error {
 	}
 	defer diffusion.Close()
 
-	unet := unetConfig(cfg)
+	unet := unetConfig(cfg, r.imageShape())
 	ddpm.ManualSeed(cfg.Seed) // the initial weights depend on the seed only
 	model, err := ddpm.NewModel(unet, r.device)
 	if err != nil {
@@ -187,9 +212,10 @@ func (r *run) execute(ctx context.Context) error {
 		}
 	} else {
 		if cfg.Train.Epochs > 0 {
-			if trainSeconds, err = r.train(ctx, trainer, sampling); err != nil {
+			if trainSeconds, err = r.train(ctx, trainer, sampling, trainSet); err != nil {
 				return err
 			}
+			trainSet = nil // let the GC have it before the metrics load the splits again
 		}
 		if weights, err = trainer.SamplingWeights(sampling, cfg.Sample.UseEMA); err != nil {
 			return err
@@ -245,25 +271,24 @@ func pickDevice(name string) (gotch.Device, error) {
 	}
 }
 
-// train runs (or resumes) the epochs and returns the training time of this attempt plus that
-// recorded by earlier attempts.
-func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model) (float64, error) {
+// train runs (or resumes) the epochs on set, the train split, and returns the training time of
+// this attempt plus that recorded by earlier attempts.
+func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model, set *data.Set) (float64, error) {
 	cfg := r.cfg
-	set, err := data.Load(cfg.Data.Dataset, cfg.Data.Dir, data.Train)
-	if err != nil {
-		return 0, err
-	}
 	n := set.N
 	if cfg.Data.TrainSubset > 0 && cfg.Data.TrainSubset < n {
 		n = cfg.Data.TrainSubset
 	}
-	pixels := set.Height * set.Width
-	dataset, err := ddpm.NewDataset(set.Images[:n*pixels], set.Labels[:n], n, 1, set.Height, set.Width, r.device)
+	labels := set.Labels
+	if labels == nil { // an unlabelled set (a folder without class folders): class 0 throughout
+		labels = make([]uint8, set.N)
+	}
+	dataset, err := ddpm.NewDataset(set.Images[:n*set.ImageLen()], labels[:n], n, set.C(), set.Height, set.Width, r.device)
 	if err != nil {
 		return 0, err
 	}
 	defer dataset.Close()
-	r.Log.Info().Str("dataset", cfg.Data.Dataset).Str("dir", set.Dir).Int("images", n).Msg("data")
+	r.Log.Info().Str("dataset", cfg.Data.Dataset).Str("dir", set.Dir).Int("images", n).Str("shape", shapeOf(set).String()).Msg("data")
 	// The guide's forward-diffusion figure for this run's data and schedule.
 	if err := ForwardGrid(set, tr.Diffusion.Schedule, GuideTimesteps(tr.Diffusion.T), 8, cfg.Seed, r.path("forward.png")); err != nil {
 		return 0, err
@@ -405,11 +430,10 @@ func (r *run) report(epoch, step int, loss, rate, eta float64) {
 	if r.Progress == nil {
 		return
 	}
-	line, _ := json.Marshal(map[string]any{
-		"epoch": epoch, "epochs": r.cfg.Train.Epochs, "step": step, "loss": loss,
-		"images_per_sec": math.Round(rate*10) / 10, "eta_seconds": math.Round(eta),
+	_ = executor.WriteProgress(r.Progress, executor.ProgressReport{
+		Epoch: epoch, Epochs: r.cfg.Train.Epochs, Step: step, Loss: loss,
+		ImagesPerSec: math.Round(rate*10) / 10, ETASeconds: math.Round(eta),
 	})
-	fmt.Fprintf(r.Progress, "%s\n", line)
 }
 
 // reportPhase writes a progress line for the sampling phases, at most every 2 seconds.
@@ -418,8 +442,9 @@ func (r *run) reportPhase(phase string, done, total int) {
 		return
 	}
 	r.lastPhaseReport = time.Now()
-	line, _ := json.Marshal(map[string]any{"epoch": r.cfg.Train.Epochs, "epochs": r.cfg.Train.Epochs, "phase": phase, "done": done, "total": total})
-	fmt.Fprintf(r.Progress, "%s\n", line)
+	_ = executor.WriteProgress(r.Progress, executor.ProgressReport{
+		Epoch: r.cfg.Train.Epochs, Epochs: r.cfg.Train.Epochs, Phase: phase, Done: done, Total: total,
+	})
 }
 
 func (r *run) saveMetrics() error {
@@ -490,20 +515,20 @@ func (r *run) lossSummary() (final, best, imagesPerSec float64) {
 
 func (r *run) writeFingerprint() error {
 	host, _ := os.Hostname()
-	fp := map[string]string{
-		"code_version":     r.CodeVersion,
-		"go_version":       runtime.Version(),
-		"libtorch_version": ddpm.LibtorchVersion(),
-		"host":             host,
-		"os":               runtime.GOOS,
-		"arch":             runtime.GOARCH,
-		"cpus":             strconv.Itoa(runtime.NumCPU()),
-		"threads":          strconv.Itoa(ddpm.NumThreads()),
-		"device":           deviceName(r.device),
-		"seed":             strconv.FormatInt(r.cfg.Seed, 10),
-		"precision":        r.precision.note,
-	}
-	return store.WriteJSON(r.path("fingerprint.json"), fp)
+	return r.Store.WriteFingerprint(r.Hash, store.Fingerprint{
+		CodeVersion:     r.CodeVersion,
+		GoVersion:       runtime.Version(),
+		LibtorchVersion: ddpm.LibtorchVersion(),
+		Host:            host,
+		OS:              runtime.GOOS,
+		Arch:            runtime.GOARCH,
+		CPUs:            runtime.NumCPU(),
+		Threads:         ddpm.NumThreads(),
+		Device:          deviceName(r.device),
+		Seed:            r.cfg.Seed,
+		Precision:       r.precision.note,
+		ImageShape:      r.imageShape().String(), // C×H×W of the images the network takes
+	})
 }
 
 func deviceName(d gotch.Device) string {

@@ -43,7 +43,8 @@ func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mode
 		return nil, 0, "", err
 	}
 	seed := r.seed()
-	xT, err := ddpm.NoiseFor(seed, n, 1, 28, 28, r.device)
+	shape := r.imageShape()
+	xT, err := ddpm.NoiseFor(seed, n, shape.C, shape.H, shape.W, r.device) // (n, C, H, W)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -97,7 +98,8 @@ func (r *run) finalSamples(ctx context.Context, sched *ddpm.Schedule, model *ddp
 // writeDenoising draws the reverse process: a strip (rows = images, columns = steps, each
 // labelled with the timestep of the x it shows, x_0 last) and a GIF of the whole grid.
 func (r *run) writeDenoising(res *ddpm.SampleResult, timesteps, stripSteps, gifSteps []int, rows int) error {
-	const pixels = 28 * 28
+	shape := r.imageShape()
+	pixels := shape.len()
 	var strip []float32
 	var labels []string
 	for row := 0; row < rows; row++ {
@@ -119,17 +121,17 @@ func (r *run) writeDenoising(res *ddpm.SampleResult, timesteps, stripSteps, gifS
 	if err := os.MkdirAll(r.path("denoise"), 0o755); err != nil {
 		return err
 	}
-	img := viz.LabeledGrid(strip, rows*len(stripSteps), 28, 28, len(stripSteps), 2, 2, labels, nil)
+	img := viz.LabeledGridC(strip, rows*len(stripSteps), shape.C, shape.H, shape.W, len(stripSteps), 2, 2, labels, nil)
 	if err := viz.WritePNG(r.path("denoise", "strip.png"), img); err != nil {
 		return err
 	}
 	n := min(r.cfg.Sample.NumImages, gridImages)
 	cols := int(math.Ceil(math.Sqrt(float64(n))))
-	var frames []*image.Gray
+	var frames []image.Image
 	for _, t := range gifSteps {
-		frames = append(frames, viz.Grid(res.Frames[t][:n*pixels], n, 28, 28, cols, 2, 2))
+		frames = append(frames, viz.GridC(res.Frames[t][:n*pixels], n, shape.C, shape.H, shape.W, cols, 2, 2))
 	}
-	if err := viz.WriteGIF(r.path("denoise", "denoise.gif"), frames, 8); err != nil {
+	if err := viz.WriteGIFImages(r.path("denoise", "denoise.gif"), frames, 8); err != nil {
 		return err
 	}
 	return r.writeClassGIFs(res, gifSteps, res.Labels)
@@ -138,7 +140,8 @@ func (r *run) writeDenoising(res *ddpm.SampleResult, timesteps, stripSteps, gifS
 // writeClassGIFs writes, for a class-conditional grid, one GIF per requested class: that
 // class's samples denoising side by side (denoise/class_K.gif).
 func (r *run) writeClassGIFs(res *ddpm.SampleResult, gifSteps []int, labels []int64) error {
-	const pixels = 28 * 28
+	shape := r.imageShape()
+	pixels := shape.len()
 	members := map[int64][]int{}
 	var classes []int64
 	for i, k := range labels {
@@ -150,29 +153,31 @@ func (r *run) writeClassGIFs(res *ddpm.SampleResult, gifSteps []int, labels []in
 		}
 	}
 	for _, k := range classes {
-		var frames []*image.Gray
+		var frames []image.Image
 		for _, t := range gifSteps {
 			var row []float32
 			for _, i := range members[k] {
 				row = append(row, res.Frames[t][i*pixels:(i+1)*pixels]...)
 			}
-			frames = append(frames, viz.Grid(row, len(members[k]), 28, 28, len(members[k]), 2, 2))
+			frames = append(frames, viz.GridC(row, len(members[k]), shape.C, shape.H, shape.W, len(members[k]), 2, 2))
 		}
-		if err := viz.WriteGIF(r.path("denoise", fmt.Sprintf("class_%d.gif", k)), frames, 8); err != nil {
+		if err := viz.WriteGIFImages(r.path("denoise", fmt.Sprintf("class_%d.gif", k)), frames, 8); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeGrid writes n images as a grid under the run folder: one row per class when labels
-// (nil for unconditional models) run in equal blocks of classes, else square-ish.
+// writeGrid writes n images (of the run's shape) as a grid under the run folder, RGB for colour
+// images: one row per class when labels (nil for unconditional models) run in equal blocks of
+// classes, else square-ish.
 func (r *run) writeGrid(rel string, images []float32, labels []int64, n int) error {
 	path := r.path(rel)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return viz.WritePNG(path, viz.Grid(images, n, 28, 28, gridColumns(labels, n), 2, 2))
+	shape := r.imageShape()
+	return viz.WritePNG(path, viz.GridC(images, n, shape.C, shape.H, shape.W, gridColumns(labels, n), 2, 2))
 }
 
 // gridColumns is the grid width for n images: the block length when labels hold equal blocks

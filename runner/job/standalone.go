@@ -48,24 +48,27 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 	if err != nil {
 		return out, err
 	}
-	unet := unetConfig(cfg)
-	model, err := ddpm.NewModel(unet, device)
-	if err != nil {
-		return out, err
-	}
-	if err := setSamplePrecision(cfg, device, model); err != nil {
-		return out, err
-	}
 	ckpt, _, err := LatestCheckpoint(req.RunDir)
 	if errors.Is(err, ddpm.ErrNoCheckpoint) {
 		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", CheckpointsDir(req.RunDir))
 	} else if err != nil {
 		return out, err
 	}
+	shape, err := checkpointShape(ckpt.Dir)
+	if err != nil {
+		return out, err
+	}
+	model, err := ddpm.NewModel(unetConfig(cfg, shape), device)
+	if err != nil {
+		return out, err
+	}
+	if err := setSamplePrecision(cfg, device, model); err != nil {
+		return out, err
+	}
 	if out.Weights, err = ddpm.LoadWeights(ckpt.Dir, model, cfg.Sample.UseEMA); err != nil {
 		return out, err
 	}
-	r := &run{cfg: cfg, dir: req.Out, device: device, noiseSeed: req.Seed, classes: req.Classes}
+	r := &run{cfg: cfg, dir: req.Out, device: device, shape: shape, noiseSeed: req.Seed, classes: req.Classes}
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return out, err
 	}
@@ -111,20 +114,23 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 }
 
 // ForwardGrid draws the guide's forward-diffusion figure: n training images (rows) noised to
-// each of the timesteps (columns) with q_sample, written as a labelled PNG to path.
+// each of the timesteps (columns) with q_sample, written as a labelled PNG to path (RGB for a
+// colour set).
 func ForwardGrid(set *data.Set, sched *ddpm.Schedule, timesteps []int, n int, seed int64, path string) error {
 	diffusion, err := ddpm.NewDiffusion(sched, gotch.CPU)
 	if err != nil {
 		return err
 	}
 	defer diffusion.Close()
-	pixels := set.Height * set.Width
+	n = min(n, set.N)
 	r := rand.New(rand.NewPCG(uint64(seed), 1))
 	var images []float32
 	for _, i := range r.Perm(set.N)[:n] {
-		images = append(images, set.Images[i*pixels:(i+1)*pixels]...)
+		images = append(images, set.Image(i)...)
 	}
-	noised, err := ddpm.ForwardFrames(diffusion, images, n, set.Height, set.Width, timesteps, seed)
+	// q_sample acts on each value alone (x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε), so a C×H×W image is
+	// noised as one 1×(C·H)×W plane: the same values, in the same CHW order.
+	noised, err := ddpm.ForwardFrames(diffusion, images, n, set.C()*set.Height, set.Width, timesteps, seed)
 	if err != nil {
 		return err
 	}
@@ -132,7 +138,7 @@ func ForwardGrid(set *data.Set, sched *ddpm.Schedule, timesteps []int, n int, se
 	for _, t := range timesteps {
 		labels = append(labels, "t="+strconv.Itoa(t))
 	}
-	img := viz.LabeledGrid(noised, n*len(timesteps), set.Height, set.Width, len(timesteps), 2, 2, labels, nil)
+	img := viz.LabeledGridC(noised, n*len(timesteps), set.C(), set.Height, set.Width, len(timesteps), 2, 2, labels, nil)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -184,6 +190,9 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	if err != nil {
 		return summary, err
 	}
+	if r.shape, err = checkpointShape(checkpoint); err != nil {
+		return summary, err
+	}
 	r.cfg.Eval.NumSamples = n
 	if r.device, err = pickDevice(r.cfg.Runtime.Device); err != nil {
 		return summary, err
@@ -196,8 +205,7 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	if err != nil {
 		return summary, err
 	}
-	unet := unetConfig(cfg)
-	model, err := ddpm.NewModel(unet, r.device)
+	model, err := ddpm.NewModel(unetConfig(cfg, r.shape), r.device)
 	if err != nil {
 		return summary, err
 	}

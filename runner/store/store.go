@@ -13,8 +13,6 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,14 +37,6 @@ const (
 	SweepsDir     = "_sweeps"
 )
 
-// HashLen is the length of a full hash in hex digits; ShortLen the length shown to people;
-// MinPrefixLen the shortest prefix Resolve accepts.
-const (
-	HashLen      = 64
-	ShortLen     = 12
-	MinPrefixLen = 4
-)
-
 // ErrNoRun is wrapped by the errors Resolve and the run readers return when a run does
 // not exist.
 var ErrNoRun = errors.New("no such run")
@@ -65,32 +55,6 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return &Store{Root: root}, nil
-}
-
-// Short returns the first 12 hex digits of hash, the form shown to people.
-func Short(hash string) string {
-	if len(hash) > ShortLen {
-		return hash[:ShortLen]
-	}
-	return hash
-}
-
-// CheckHash reports whether hash is a full hash: 64 lowercase hex digits.
-func CheckHash(hash string) error {
-	if len(hash) != HashLen || !isLowerHex(hash) {
-		return fmt.Errorf("invalid run hash %q: want %d lowercase hex digits", hash, HashLen)
-	}
-	return nil
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // RunDir returns the folder of the run with the given full hash.
@@ -121,9 +85,9 @@ func (s *Store) Create(hash string, configTOML, canonicalJSON []byte) (created b
 	if err := CheckHash(hash); err != nil {
 		return false, err
 	}
-	if sum := sha256.Sum256(canonicalJSON); hex.EncodeToString(sum[:]) != hash {
+	if sum := HashOf(canonicalJSON); sum.String() != hash {
 		return false, fmt.Errorf("create run %s: canonical.json hashes to %s, not to the run's hash",
-			Short(hash), Short(hex.EncodeToString(sum[:])))
+			Short(hash), sum.Short())
 	}
 	if s.Exists(hash) {
 		return false, s.checkCanonical(hash, canonicalJSON)
@@ -197,8 +161,8 @@ func (e *AmbiguousError) Error() string {
 // candidates.
 func (s *Store) Resolve(prefix string) (string, error) {
 	p := strings.ToLower(strings.TrimSpace(prefix))
-	if len(p) < MinPrefixLen || len(p) > HashLen || !isLowerHex(p) {
-		return "", fmt.Errorf("invalid run prefix %q: want %d to %d hex digits", prefix, MinPrefixLen, HashLen)
+	if err := CheckPrefix(p); err != nil {
+		return "", err
 	}
 	hashes, err := s.Hashes()
 	if err != nil {

@@ -32,17 +32,27 @@ type Summary struct {
 // Metrics are the sample-quality metrics of a run. A metric that was not computed is nil
 // and absent from the JSON, so "not measured" never reads as 0.
 type Metrics struct {
-	FD            *float64 `json:"fd,omitempty"`
-	FDReal        *float64 `json:"fd_real,omitempty"`
-	FDRealN       *float64 `json:"fd_real_n,omitempty"` // n real train images against the test split: FD's floor at this n
-	Recognizable  *float64 `json:"recognizable,omitempty"`
-	ClassEntropy  *float64 `json:"class_entropy,omitempty"`
-	MinClassShare *float64 `json:"min_class_share,omitempty"`
+	FD *float64 `json:"fd,omitempty"`
+	// FDLow and FDHigh bound FD's 95% bootstrap interval over the samples, and FDBootstrap
+	// holds its replicates: the FD of each resample, the same resamples (same seed) for every
+	// run of the same n, so two runs' replicates pair up for a bootstrapped difference
+	// (ddpm/quality.BootstrapFD). Absent in runs evaluated before they were recorded.
+	FDLow         *float64  `json:"fd_lo,omitempty"`
+	FDHigh        *float64  `json:"fd_hi,omitempty"`
+	FDBootstrap   []float64 `json:"fd_bootstrap,omitempty"`
+	FDReal        *float64  `json:"fd_real,omitempty"`
+	FDRealN       *float64  `json:"fd_real_n,omitempty"` // n real train images against the test split: FD's floor at this n
+	Recognizable  *float64  `json:"recognizable,omitempty"`
+	ClassEntropy  *float64  `json:"class_entropy,omitempty"`
+	MinClassShare *float64  `json:"min_class_share,omitempty"`
 	// Class-conditional models: the share of samples classified as the class asked for, and
 	// the mean within-class feature distance of the samples and of real test images.
 	ClassAccuracy *float64 `json:"class_accuracy,omitempty"`
 	Diversity     *float64 `json:"diversity,omitempty"`
 	DiversityReal *float64 `json:"diversity_real,omitempty"`
+	// N is how many generated samples the metrics measured (eval.num_samples); absent in
+	// runs stored before it was recorded, whose config says it.
+	N *int `json:"n,omitempty"`
 }
 
 // ReadSummary reads a run's summary.json; errors.Is(err, fs.ErrNotExist) if the run has

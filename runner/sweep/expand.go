@@ -151,7 +151,11 @@ func (s *Sweep) expand(scale string, sets []string) (*Plan, config.ErrorList) {
 			c.Seed = s.seeds[0] // validity does not depend on the seed; seeds are applied below
 		}
 		var list config.ErrorList
-		if errors.As(c.Validate(), &list) {
+		err := c.Validate()
+		if err == nil {
+			err = c.ResolveData() // a folder dataset's images are part of the run's name
+		}
+		if errors.As(err, &list) {
 			for _, fe := range list {
 				l, mine := here[fe.Field]
 				if !mine {
