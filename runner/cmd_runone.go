@@ -58,8 +58,10 @@ func runOne(ctx context.Context, e *env, args []string) error {
 	if cfg.Runtime.Threads > 0 {
 		threads = cfg.Runtime.Threads
 	}
+	progress := newProgressTee(e.stdout, st.RunDir(hash), progressFileEvery) // also progress.json, for runner serve
+	defer progress.Close()
 	err = job.Run(ctx, job.Options{
-		Store: st, Hash: hash, Progress: e.stdout, Threads: threads, CodeVersion: codeVersion,
+		Store: st, Hash: hash, Progress: progress, Threads: threads, CodeVersion: codeVersion,
 		Log:            zerolog.New(logFile).With().Timestamp().Str("run", store.Short(hash)).Logger(),
 		CheckpointHook: checkpointPauseHook(e),
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ddpmlab/ddpmlab/runner/config"
+	"github.com/ddpmlab/ddpmlab/runner/serve"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -65,9 +66,11 @@ func commands() []command {
 		{name: "export", summary: "write a run's weights as safetensors for PyTorch (runner/scripts/ddpm_torch.py)", usage: "HASH [--weights ema|raw] [--out DIR]", run: runExport},
 		{name: "visualize", summary: "draw the forward-diffusion grid of a dataset", usage: "[--dataset NAME] [--out FILE]", run: runVisualize},
 		{name: "status", summary: "show a sweep's runs: store state merged with Slurm's", usage: "SWEEP", run: runStatus},
-		{name: "data", summary: "locate or download datasets", usage: "locate|download NAME", run: runData},
+		{name: "data", summary: "locate or download datasets, or make a demo folder dataset", usage: "locate|download NAME | demo-folder --out DIR [--size 32] [--per-class 500]", run: runData},
 		{name: "verify", summary: "check every run folder against its status; repair stale locks and abandoned runs", usage: "[--dry-run]", run: runVerify},
+		{name: "serve", summary: "browse the store and generate images live in a web browser", usage: "[--store DIR] [--addr 127.0.0.1:8080] [--public] [--jobs N] [--threads N]", run: runServe},
 		{name: "_run-one", summary: "execute one run (used by sweep executors)", usage: "--store DIR HASH", hidden: true, run: runOne},
+		{name: serve.GenerateCommand, summary: "run one generation for runner serve (JSON lines on stdout)", usage: "--store DIR --run HASH [flags]", hidden: true, run: runGenerate},
 	}
 }
 

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ddpmlab/ddpmlab/runner/executor"
+	"github.com/ddpmlab/ddpmlab/runner/serve"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -164,4 +168,94 @@ func duration(seconds float64) string {
 func oneLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// progressFileEvery is how often, at most, the training child rewrites its run's progress.json.
+const progressFileEvery = time.Second
+
+// progressTee is the training child's progress writer: every line goes on to w (the parent
+// reads it there), and each progress record is also kept in the run folder's progress.json
+// (serve.WriteRunProgress), rewritten at most once per every, so that `runner serve`, which is
+// not the child's parent, can show it. A record that arrives within every of the last write is
+// written when the interval ends, so the file always ends up holding the newest record. Writes
+// of the file that fail are dropped: progress must never fail a run.
+type progressTee struct {
+	w      io.Writer
+	runDir string
+	every  time.Duration
+
+	mu      sync.Mutex
+	partial []byte // an unfinished line
+	last    time.Time
+	pending *serve.RunProgress
+	timer   *time.Timer
+	closed  bool
+}
+
+func newProgressTee(w io.Writer, runDir string, every time.Duration) *progressTee {
+	return &progressTee{w: w, runDir: runDir, every: every}
+}
+
+// Write passes b on to w and records the progress lines it completes.
+func (p *progressTee) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(p.partial[:i])
+		p.partial = p.partial[i+1:]
+		if rep, ok := executor.ParseProgress(line); ok {
+			p.record(rep)
+		}
+	}
+	return n, err
+}
+
+// record keeps rep as the newest record and writes it now or when the interval ends. p.mu is held.
+func (p *progressTee) record(rep executor.ProgressReport) {
+	if p.closed {
+		return
+	}
+	p.pending = &serve.RunProgress{Updated: time.Now().UTC(), PID: os.Getpid(), ProgressReport: rep}
+	wait := p.every - time.Since(p.last)
+	if wait <= 0 {
+		p.flush()
+		return
+	}
+	if p.timer == nil {
+		p.timer = time.AfterFunc(wait, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.timer = nil
+			p.flush()
+		})
+	}
+}
+
+// flush writes the pending record, if any. p.mu is held.
+func (p *progressTee) flush() {
+	if p.pending == nil {
+		return
+	}
+	_ = serve.WriteRunProgress(p.runDir, *p.pending)
+	p.pending = nil
+	p.last = time.Now()
+}
+
+// Close writes the last pending record and stops the timer.
+func (p *progressTee) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.flush()
+	p.closed = true
+	return nil
 }
