@@ -418,11 +418,7 @@ func tableNotes(settings []*setting) []string {
 		notes = append(notes, "A setting's row shows the mean ± sd across its seeds; their rows fold below it (click \"seeds\").")
 	}
 	if measureByKey("fd").measured(settings) {
-		n := "FD has no interval: the run folder keeps no per-sample features to bootstrap one from"
-		if seeded {
-			n = "A single run's FD has no interval: the run folder keeps no per-sample features to bootstrap one from; across seeds, ± is the sd"
-		}
-		notes = append(notes, n+".")
+		notes = append(notes, fdIntervalNote(runs, seeded))
 	}
 	var floors []string
 	if fr := distinctValues(runs, metricText(func(m store.Metrics) *float64 { return m.FDReal })); len(fr) > 0 {
@@ -471,4 +467,31 @@ func distinctValues(runs []*runView, get func(*runView) string) []string {
 		}
 	}
 	return out
+}
+
+// fdIntervalNote says what the brackets after FD are: the 95% bootstrap interval over a run's
+// samples, which runs evaluated before intervals were recorded lack.
+func fdIntervalNote(runs []*runView, seeded bool) string {
+	with, without := 0, 0
+	for _, r := range runs {
+		if r.Summary == nil || r.Summary.Metrics.FD == nil {
+			continue
+		}
+		if r.Summary.Metrics.FDLow != nil && r.Summary.Metrics.FDHigh != nil {
+			with++
+		} else {
+			without++
+		}
+	}
+	n := "FD [low, high] is its 95% bootstrap interval over the run's samples (basic bootstrap, 200 resamples)"
+	switch {
+	case with == 0:
+		n = "FD has no interval: these runs were evaluated before bootstrap intervals were recorded (runner eval --run HASH adds one)"
+	case without > 0:
+		n += "; runs evaluated before intervals were recorded have none (runner eval --run HASH adds one)"
+	}
+	if seeded {
+		n += "; across seeds, ± is the sd"
+	}
+	return n + "."
 }
