@@ -72,6 +72,35 @@ func (s *scope) drop() {
 	s.tensors = nil
 }
 
+// Scope is the tensor scope for packages outside ddpm (ddpm/quality): the same bookkeeping as
+// ddpm's own code uses, with its calls exported. The zero value is empty and ready; defer Drop
+// right after declaring one:
+//
+//	var s ddpm.Scope
+//	defer s.Drop()
+//	y := s.Do(x.Relu(false)) // nil once an op has failed; check s.Err() at the end
+type Scope struct{ s scope }
+
+// Keep registers t to be freed by Drop and returns it; a nil t is ignored.
+func (s *Scope) Keep(t *ts.Tensor) *ts.Tensor { return s.s.keep(t) }
+
+// Do records the result of one fallible op: on error it stores the first one (see Err) and
+// returns nil, else it registers t like Keep.
+func (s *Scope) Do(t *ts.Tensor, err error) *ts.Tensor { return s.s.do(t, err) }
+
+// Failed reports whether an earlier op failed or one of inputs is nil (which it records as an
+// internal error); the caller then skips its op.
+func (s *Scope) Failed(inputs ...*ts.Tensor) bool { return s.s.failed(inputs...) }
+
+// Err is the first error an op of the scope returned, or nil.
+func (s *Scope) Err() error { return s.s.err }
+
+// Release removes t from the scope, so it outlives Drop; the caller now owns it.
+func (s *Scope) Release(t *ts.Tensor) *ts.Tensor { return s.s.release(t) }
+
+// Drop frees every registered tensor, newest first. The scope can be used again afterwards.
+func (s *Scope) Drop() { s.s.drop() }
+
 // Elementwise and shape helpers. Each returns nil once the scope has failed.
 
 func (s *scope) add(a, b *ts.Tensor) *ts.Tensor {

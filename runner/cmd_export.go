@@ -47,7 +47,7 @@ func exportRun(_ context.Context, e *env, opts exportOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w (`runner list` shows them)", err)
 	}
-	cfg, err := readRunConfig(st, hash)
+	opened, err := job.OpenRun(st, hash)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,10 @@ func exportRun(_ context.Context, e *env, opts exportOptions) error {
 		return err
 	}
 	defer lock.Unlock()
-	res, err := job.Export(job.ExportRequest{Store: st, Hash: hash, Config: cfg, Weights: opts.weights, Out: opts.out})
+	res, err := job.Export(job.ExportRequest{Store: st, Run: opened, Weights: opts.weights, Out: opts.out})
+	if note := opened.SkippedNote(); note != "" {
+		fmt.Fprintln(e.stderr, note)
+	}
 	if err != nil {
 		return err
 	}

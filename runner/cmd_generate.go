@@ -49,10 +49,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return usagef("--run: want the full hash of a run in %s, got %q", st.Root, *runArg)
 	}
 	hash := *runArg
-	cfg, err := readRunConfig(st, hash)
+	opened, err := job.OpenRun(st, hash)
 	if err != nil {
 		return err
 	}
+	cfg := opened.Config
 	sets := map[string]string{"sample.guidance": strconv.FormatFloat(*guidance, 'g', -1, 64)}
 	if *sampler != "" {
 		sets["sample.sampler"] = *sampler
@@ -74,7 +75,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if threads, _ := strconv.Atoi(os.Getenv("DDPMLAB_THREADS")); threads > 0 {
 		ddpm.SetNumThreads(threads)
 	}
-	gen, err := job.NewGenerator(st.RunDir(hash), cfg)
+	gen, err := job.NewGenerator(opened, cfg)
 	if err != nil {
 		return err
 	}

@@ -75,14 +75,9 @@ func runOne(ctx context.Context, e *env, args []string) error {
 	}
 }
 
-// readRunConfig reads a run's recorded config.toml.
+// readRunConfig reads a run's recorded config.toml (job.ReadConfig).
 func readRunConfig(st *store.Store, hash string) (config.Config, error) {
-	path := st.Path(hash, "config.toml")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return config.Config{}, err
-	}
-	return config.Parse(path, raw)
+	return job.ReadConfig(st, hash)
 }
 
 // checkpointPauseEnv names a duration; when set, the child announces every step of each

@@ -49,10 +49,11 @@ func runSample(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := readRunConfig(st, hash)
+	opened, err := job.OpenRun(st, hash)
 	if err != nil {
 		return err
 	}
+	cfg := opened.Config
 	sets := map[string]string{"sample.num_images": strconv.Itoa(*n)}
 	if *sampler != "" {
 		sets["sample.sampler"] = *sampler
@@ -88,7 +89,10 @@ func runSample(ctx context.Context, e *env, args []string) error {
 		*out = st.Path(hash, "samples")
 	}
 	fmt.Fprintf(e.stderr, "sampling %d images from run %s with %s (%d steps, %s spacing)…\n", *n, store.Short(hash), cfg.Sample.Sampler, max(cfg.Sample.Steps, 0), cfg.Sample.Spacing)
-	res, err := job.Sample(ctx, job.SampleRequest{RunDir: st.RunDir(hash), Config: cfg, Seed: *seed, Classes: classes, ShowIntermediate: *show, Out: *out})
+	res, err := job.Sample(ctx, job.SampleRequest{Run: opened, Config: cfg, Seed: *seed, Classes: classes, ShowIntermediate: *show, Out: *out})
+	if note := opened.SkippedNote(); note != "" {
+		fmt.Fprintln(e.stderr, note)
+	}
 	if err != nil {
 		return err
 	}

@@ -425,18 +425,18 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 	}
 	weights := map[string]*ts.Tensor{}
 	var s scope // frees everything on error; released on success
-	defer s.drop()
+	defer s.Drop()
 	for _, nt := range named {
-		t := s.do(nt.Tensor, nil)
+		t := s.Do(nt.Tensor, nil)
 		if device != gotch.CPU {
-			t = s.do(t.To(device, false))
+			t = s.Do(t.To(device, false))
 		}
 		weights[nt.Name] = t
 	}
 	for _, p := range paramShapes(info.Config, info.shape()) {
 		t, ok := weights[p.name]
-		if !ok || !s.ok(t) {
-			return nil, fmt.Errorf("quality: %s: missing tensor %s (%v)", filepath.Join(dir, weightsFile), p.name, s.err)
+		if !ok || s.Failed(t) {
+			return nil, fmt.Errorf("quality: %s: missing tensor %s (%v)", filepath.Join(dir, weightsFile), p.name, s.Err())
 		}
 		shape, err := t.Size()
 		if err != nil || fmt.Sprint(shape) != fmt.Sprint(p.shape) {
@@ -444,7 +444,7 @@ func load(dir string, device gotch.Device) (*Classifier, error) {
 		}
 	}
 	for _, p := range paramShapes(info.Config, info.shape()) {
-		s.release(weights[p.name])
+		s.Release(weights[p.name])
 	}
 	c := newClassifier(info.Dataset, weights, device, info)
 	c.Accuracy, c.Dir = info.TestAccuracy, dir

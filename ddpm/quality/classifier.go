@@ -143,39 +143,39 @@ func (n *network) bind(byName map[string]*ts.Tensor) {
 func (n *network) forward(s *scope, x *ts.Tensor) (features, logits *ts.Tensor) {
 	h := n.convBlock(s, x, n.conv1W, n.conv1B) // (B, C1, H/2, W/2)
 	h = n.convBlock(s, h, n.conv2W, n.conv2B)  // (B, C2, H/4, W/4)
-	if !s.ok(h) {
+	if s.Failed(h) {
 		return nil, nil
 	}
-	h = s.do(h.Flatten(1, -1, false)) // (B, C2·⌊H/4⌋·⌊W/4⌋)
-	if !s.ok(h) {
+	h = s.Do(h.Flatten(1, -1, false)) // (B, C2·⌊H/4⌋·⌊W/4⌋)
+	if s.Failed(h) {
 		return nil, nil
 	}
-	h = s.do(ts.Linear(h, n.fc1W, n.fc1B))
-	if !s.ok(h) {
+	h = s.Do(ts.Linear(h, n.fc1W, n.fc1B))
+	if s.Failed(h) {
 		return nil, nil
 	}
-	features = s.do(h.Relu(false)) // (B, H)
-	if !s.ok(features) {
+	features = s.Do(h.Relu(false)) // (B, H)
+	if s.Failed(features) {
 		return nil, nil
 	}
-	logits = s.do(ts.Linear(features, n.fc2W, n.fc2B)) // (B, K)
+	logits = s.Do(ts.Linear(features, n.fc2W, n.fc2B)) // (B, K)
 	return features, logits
 }
 
 // convBlock is a padded 3×3 convolution, ReLU and a 2×2 max pool.
 func (n *network) convBlock(s *scope, x, w, b *ts.Tensor) *ts.Tensor {
-	if !s.ok(x) {
+	if s.Failed(x) {
 		return nil
 	}
-	h := s.do(ts.Conv2d(x, w, b, []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1))
-	if !s.ok(h) {
+	h := s.Do(ts.Conv2d(x, w, b, []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1))
+	if s.Failed(h) {
 		return nil
 	}
-	h = s.do(h.Relu(false))
-	if !s.ok(h) {
+	h = s.Do(h.Relu(false))
+	if s.Failed(h) {
 		return nil
 	}
-	return s.do(h.MaxPool2d([]int64{2, 2}, []int64{2, 2}, []int64{0, 0}, []int64{1, 1}, false, false))
+	return s.Do(h.MaxPool2d([]int64{2, 2}, []int64{2, 2}, []int64{0, 0}, []int64{1, 1}, false, false))
 }
 
 // Classifier is a trained reference classifier for one dataset, or for an unlabelled dataset
@@ -259,15 +259,15 @@ func (c *Classifier) Features(images []float32, n int) (features, probs *mat.Den
 // forwardBatch returns the features and softmax probabilities of one batch as Go values.
 func (c *Classifier) forwardBatch(images []float32, n int) (features, probs []float32, err error) {
 	var s scope
-	defer s.drop()
+	defer s.Drop()
 	x := s.images(images, n, c.shape, c.device)
 	f, logits := c.net.forward(&s, x)
-	if !s.ok(f, logits) {
-		return nil, nil, s.err
+	if s.Failed(f, logits) {
+		return nil, nil, s.Err()
 	}
-	p := s.do(logits.Softmax(1, gotch.Float, false))
-	if !s.ok(p) {
-		return nil, nil, s.err
+	p := s.Do(logits.Softmax(1, gotch.Float, false))
+	if s.Failed(p) {
+		return nil, nil, s.Err()
 	}
 	if features, err = float32s(f); err != nil {
 		return nil, nil, err
@@ -338,16 +338,16 @@ func train(ctx context.Context, cfg TrainConfig, shape NetShape, trainSet, testS
 		subset = subset[:cfg.TrainImages]
 	}
 	var all scope
-	defer all.drop()
+	defer all.Drop()
 	xAll := all.images(trainSet.Images, trainSet.N, shape, device)
 	labels := make([]int64, trainSet.N)
 	for i, y := range trainSet.Labels {
 		labels[i] = int64(y)
 	}
 	yAll := all.labels(labels, device)
-	noWeight := all.do(ts.NewTensor(), nil) // an undefined tensor: cross-entropy without class weights
-	if !all.ok(xAll, yAll, noWeight) {
-		return res, all.err
+	noWeight := all.Do(ts.NewTensor(), nil) // an undefined tensor: cross-entropy without class weights
+	if all.Failed(xAll, yAll, noWeight) {
+		return res, all.Err()
 	}
 
 	stepsPerEpoch := (len(subset) + cfg.BatchSize - 1) / cfg.BatchSize
@@ -408,24 +408,24 @@ func train(ctx context.Context, cfg TrainConfig, shape NetShape, trainSet, testS
 // Every tensor it makes is freed before it returns.
 func trainStep(net *network, opt *ts.COptimizer, xAll, yAll, noWeight *ts.Tensor, indices []int64) (float64, error) {
 	var s scope
-	defer s.drop()
+	defer s.Drop()
 	device, err := xAll.Device()
 	if err != nil {
 		return 0, err
 	}
 	idx := s.labels(indices, device)
-	if !s.ok(idx) {
-		return 0, s.err
+	if s.Failed(idx) {
+		return 0, s.Err()
 	}
-	x := s.do(xAll.IndexSelect(0, idx, false))
-	y := s.do(yAll.IndexSelect(0, idx, false))
+	x := s.Do(xAll.IndexSelect(0, idx, false))
+	y := s.Do(yAll.IndexSelect(0, idx, false))
 	_, logits := net.forward(&s, x)
-	if !s.ok(logits, y) {
-		return 0, s.err
+	if s.Failed(logits, y) {
+		return 0, s.Err()
 	}
-	loss := s.do(logits.CrossEntropyLoss(y, noWeight, 1 /* mean */, -100, 0, false))
-	if !s.ok(loss) {
-		return 0, s.err
+	loss := s.Do(logits.CrossEntropyLoss(y, noWeight, 1, -100, 0, false))
+	if s.Failed(loss) {
+		return 0, s.Err()
 	}
 	if err := opt.ZeroGrad(); err != nil {
 		return 0, fmt.Errorf("zero grad: %w", err)

@@ -35,7 +35,7 @@ func RandomFeatures(dataset string, shape NetShape, device gotch.Device) (*Class
 	rng := rand.New(rand.NewPCG(randomFeaturesSeed, 0xfea7))
 	weights := map[string]*ts.Tensor{}
 	var s scope // frees everything on error; released on success
-	defer s.drop()
+	defer s.Drop()
 	for _, p := range paramShapes(cfg, shape) {
 		n := int64(1)
 		for _, d := range p.shape {
@@ -46,17 +46,17 @@ func RandomFeatures(dataset string, shape NetShape, device gotch.Device) (*Class
 		for i := range values {
 			values[i] = float32(bound * (2*rng.Float64() - 1))
 		}
-		t := s.do(ts.NewTensorFromData(values, p.shape))
+		t := s.Do(ts.NewTensorFromData(values, p.shape))
 		if t != nil && device != gotch.CPU {
-			t = s.do(t.To(device, false))
+			t = s.Do(t.To(device, false))
 		}
-		if !s.ok(t) {
-			return nil, fmt.Errorf("quality: random features: %s: %w", p.name, s.err)
+		if s.Failed(t) {
+			return nil, fmt.Errorf("quality: random features: %s: %w", p.name, s.Err())
 		}
 		weights[p.name] = t
 	}
 	for _, t := range weights {
-		s.release(t)
+		s.Release(t)
 	}
 	info := Info{Format: cacheFormat, Dataset: dataset, Kind: KindRandomFeatures, Config: cfg, Shape: &shape, Device: device.Name}
 	return newClassifier(dataset, weights, device, info), nil

@@ -58,10 +58,9 @@ type ExportConfig struct {
 // as model.safetensors and config.json.
 type ExportRequest struct {
 	Store   *store.Store
-	Hash    string        // the run's full hash
-	Config  config.Config // the run's config (its config.toml)
-	Weights string        // ddpm.WeightsEMA, ddpm.WeightsRaw, or "" for EMA when the checkpoint has it
-	Out     string        // output folder; "" = <run>/export/<weights>
+	Run     *OpenedRun // the run (OpenRun); Export finds its checkpoint, and Run.Skipped then says what it passed over
+	Weights string     // ddpm.WeightsEMA, ddpm.WeightsRaw, or "" for EMA when the checkpoint has it
+	Out     string     // output folder; "" = <run>/export/<weights>
 }
 
 // ExportResult says what was written.
@@ -80,27 +79,24 @@ type ExportResult struct {
 // thread (runtime.LockOSThread).
 func Export(req ExportRequest) (ExportResult, error) {
 	var res ExportResult
-	short := store.Short(req.Hash)
-	if req.Config.SamplingOnly() {
-		src := store.Short(req.Config.Sample.FromRun)
+	hash, cfg := req.Run.Hash, req.Run.Config
+	short := store.Short(hash)
+	if cfg.SamplingOnly() {
+		src := store.Short(cfg.Sample.FromRun)
 		return res, fmt.Errorf("run %s only samples run %s's checkpoint and has no weights of its own: export that run (runner export %s)", short, src, src)
 	}
-	found, _, err := LatestCheckpoint(req.Store.RunDir(req.Hash))
-	if errors.Is(err, ddpm.ErrNoCheckpoint) {
-		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, CheckpointsDir(req.Store.RunDir(req.Hash)), short)
+	// The network's image shape comes with the checkpoint, as it records it.
+	if err := req.Run.FindCheckpoint(); errors.Is(err, ddpm.ErrNoCheckpoint) {
+		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, CheckpointsDir(req.Run.SourceDir), short)
 	} else if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
-	ckpt := found.Dir
-	canonical, err := os.ReadFile(req.Store.Path(req.Hash, store.CanonicalFile))
+	ckpt, shape := req.Run.Checkpoint, req.Run.shape
+	canonical, err := os.ReadFile(req.Store.Path(hash, store.CanonicalFile))
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
-	shape, err := checkpointShape(ckpt) // the network's image shape, as the checkpoint records it
-	if err != nil {
-		return res, fmt.Errorf("run %s: %w", short, err)
-	}
-	arrays, weights, err := ddpm.CheckpointWeights(ckpt, unetConfig(req.Config, shape), req.Weights)
+	arrays, weights, err := ddpm.CheckpointWeights(ckpt, unetConfig(cfg, shape), req.Weights)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
@@ -110,18 +106,18 @@ func Export(req ExportRequest) (ExportResult, error) {
 	}
 
 	var model bytes.Buffer
-	meta := map[string]string{"format": "pt", "config": string(canonical), "hash": req.Hash, "weights": weights}
+	meta := map[string]string{"format": "pt", "config": string(canonical), "hash": hash, "weights": weights}
 	if err := ddpm.WriteSafetensors(&model, arrays, meta); err != nil {
 		return res, err
 	}
-	cfgJSON, err := exportConfig(req.Hash, req.Config, shape, canonical, weights)
+	cfgJSON, err := exportConfig(hash, cfg, shape, canonical, weights)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}
 
 	res.Dir = req.Out
 	if res.Dir == "" {
-		res.Dir = filepath.Join(req.Store.RunDir(req.Hash), "export", weights)
+		res.Dir = filepath.Join(req.Store.RunDir(hash), "export", weights)
 	}
 	files := []struct {
 		name string

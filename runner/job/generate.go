@@ -24,9 +24,9 @@ type Generator struct {
 	weights string
 }
 
-// NewGenerator loads the last checkpoint of the run in runDir, whose config is cfg, with the
-// weights cfg.Sample.UseEMA asks for.
-func NewGenerator(runDir string, cfg config.Config) (*Generator, error) {
+// NewGenerator loads the last checkpoint of the opened run (OpenRun) with the weights
+// cfg.Sample.UseEMA asks for; cfg is run.Config with the sampling overrides applied.
+func NewGenerator(run *OpenedRun, cfg config.Config) (*Generator, error) {
 	device, err := pickDevice(cfg.Runtime.Device)
 	if err != nil {
 		return nil, err
@@ -35,31 +35,19 @@ func NewGenerator(runDir string, cfg config.Config) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	ckpt, _, err := LatestCheckpoint(runDir)
-	if errors.Is(err, ddpm.ErrNoCheckpoint) {
-		return nil, fmt.Errorf("no checkpoint in %s: train the run first", CheckpointsDir(runDir))
+	if err := run.FindCheckpoint(); errors.Is(err, ddpm.ErrNoCheckpoint) {
+		return nil, fmt.Errorf("no checkpoint in %s: train the run first", CheckpointsDir(run.SourceDir))
 	} else if err != nil {
 		return nil, err
 	}
-	shape, err := checkpointShape(ckpt.Dir)
-	if err != nil {
-		return nil, err
-	}
-	model, err := ddpm.NewModel(unetConfig(cfg, shape), device)
-	if err != nil {
-		return nil, err
-	}
-	if err := setSamplePrecision(cfg, device, model); err != nil {
-		return nil, err
-	}
-	weights, err := ddpm.LoadWeights(ckpt.Dir, model, cfg.Sample.UseEMA)
+	model, weights, err := run.Model(cfg, device)
 	if err != nil {
 		return nil, err
 	}
 	if err := model.SetSchedule(sched); err != nil { // a v-prediction model's v̂ becomes ε̂ with it
 		return nil, err
 	}
-	return &Generator{cfg: cfg, sched: sched, model: model, device: device, shape: shape, weights: weights}, nil
+	return &Generator{cfg: cfg, sched: sched, model: model, device: device, shape: run.shape, weights: weights}, nil
 }
 
 // Shape is the (C, H, W) of the images the generator makes.

@@ -117,34 +117,21 @@ func (r *run) path(parts ...string) string {
 }
 
 func (r *run) execute(ctx context.Context) error {
-	raw, err := os.ReadFile(r.path("config.toml"))
+	opened, err := OpenRun(r.Store, r.Hash)
 	if err != nil {
 		return err
 	}
-	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
-		return err
-	}
+	r.cfg = opened.Config
 	var source, sourceCheckpoint string
 	if r.cfg.SamplingOnly() {
 		// A sampling-only run: the model, data and schedule are the source run's.
-		if source, err = r.Store.Resolve(r.cfg.Sample.FromRun); err != nil {
-			return fmt.Errorf("sample.from_run: %w", err)
-		}
-		raw, err := os.ReadFile(r.Store.Path(source, "config.toml"))
+		source = opened.Source
+		err := opened.FindCheckpoint()
+		r.logSkipped(opened.Skipped)
 		if err != nil {
 			return fmt.Errorf("sample.from_run: %w", err)
 		}
-		sourceCfg, err := config.Parse(r.Store.Path(source, "config.toml"), raw)
-		if err != nil {
-			return err
-		}
-		r.cfg = r.cfg.WithSource(sourceCfg)
-		if err := r.cfg.Validate(); err != nil {
-			return err
-		}
-		if sourceCheckpoint, err = r.latestCheckpoint(r.Store.RunDir(source)); err != nil {
-			return fmt.Errorf("sample.from_run: %w", err)
-		}
+		sourceCheckpoint = opened.Checkpoint
 	}
 	cfg := r.cfg
 	if r.device, err = pickDevice(cfg.Runtime.Device); err != nil {
@@ -159,9 +146,7 @@ func (r *run) execute(ctx context.Context) error {
 	// The image shape: the checkpoint's when sampling another run's weights, else the data's.
 	var trainSet *data.Set
 	if sourceCheckpoint != "" {
-		if r.shape, err = checkpointShape(sourceCheckpoint); err != nil {
-			return fmt.Errorf("sample.from_run: %w", err)
-		}
+		r.shape = opened.shape
 	} else if cfg.Train.Epochs > 0 {
 		if trainSet, err = loadSplit(cfg, data.Train); err != nil {
 			return err
@@ -207,7 +192,7 @@ func (r *run) execute(ctx context.Context) error {
 	trainSeconds := 0.0
 	var weights string
 	if sourceCheckpoint != "" {
-		if weights, err = ddpm.LoadWeights(sourceCheckpoint, sampling, cfg.Sample.UseEMA); err != nil {
+		if weights, err = opened.LoadWeights(sampling, cfg.Sample.UseEMA); err != nil {
 			return fmt.Errorf("sample.from_run: %w", err)
 		}
 	} else {
@@ -297,9 +282,7 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model,
 	startEpoch, startBatch := 1, 0
 	ckpts := r.checkpoints()
 	found, skipped, err := ckpts.Latest()
-	for _, bad := range skipped {
-		r.Log.Warn().Err(bad).Msg("skipping a corrupt or partial checkpoint")
-	}
+	r.logSkipped(skipped)
 	switch {
 	case errors.Is(err, ddpm.ErrNoCheckpoint):
 		r.Log.Info().Str("dir", ckpts.Dir).Msg("no checkpoint: starting from epoch 1")
@@ -489,14 +472,11 @@ func (r *run) checkpoints() ddpm.Checkpoints {
 	return ddpm.Checkpoints{Dir: CheckpointsDir(r.dir), Hook: r.CheckpointHook}
 }
 
-// latestCheckpoint returns the folder of the newest intact checkpoint of the run in runDir,
-// logging the corrupt or partial ones it passed over.
-func (r *run) latestCheckpoint(runDir string) (string, error) {
-	found, skipped, err := LatestCheckpoint(runDir)
+// logSkipped logs the corrupt or partial checkpoints that were passed over for an older one.
+func (r *run) logSkipped(skipped []error) {
 	for _, bad := range skipped {
 		r.Log.Warn().Err(bad).Msg("skipping a corrupt or partial checkpoint")
 	}
-	return found.Dir, err
 }
 
 func (r *run) lossSummary() (final, best, imagesPerSec float64) {

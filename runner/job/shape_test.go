@@ -207,7 +207,11 @@ func TestRGBRunEndToEnd(t *testing.T) {
 	})
 	t.Run("runner sample reads the shape from the checkpoint", func(t *testing.T) {
 		out := t.TempDir()
-		res, err := Sample(context.Background(), SampleRequest{RunDir: dir, Config: cfg, Out: out})
+		opened, err := OpenConfig(st, hash, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Sample(context.Background(), SampleRequest{Run: opened, Config: cfg, Out: out})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +221,11 @@ func TestRGBRunEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("runner export records the shape", func(t *testing.T) {
-		res, err := Export(ExportRequest{Store: st, Hash: hash, Config: cfg, Out: t.TempDir()})
+		opened, err := OpenConfig(st, hash, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Export(ExportRequest{Store: st, Run: opened, Out: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}

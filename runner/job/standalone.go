@@ -20,8 +20,8 @@ import (
 
 // SampleRequest describes `runner sample`: new samples from a trained run's checkpoint.
 type SampleRequest struct {
-	RunDir           string        // the run's folder (holds its checkpoints: CheckpointsDir)
-	Config           config.Config // the run's config with the sampling overrides applied
+	Run              *OpenedRun    // the run (OpenRun); Sample finds its checkpoint, and Run.Skipped then says what it passed over
+	Config           config.Config // Run.Config with the sampling overrides applied
 	Seed             int64         // start-noise seed; 0 = the grids' seed
 	Classes          []int64       // class per image for conditional models; nil = one row per class
 	ShowIntermediate bool          // also write the denoising strip and GIF
@@ -48,27 +48,17 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 	if err != nil {
 		return out, err
 	}
-	ckpt, _, err := LatestCheckpoint(req.RunDir)
-	if errors.Is(err, ddpm.ErrNoCheckpoint) {
-		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", CheckpointsDir(req.RunDir))
+	if err := req.Run.FindCheckpoint(); errors.Is(err, ddpm.ErrNoCheckpoint) {
+		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", CheckpointsDir(req.Run.SourceDir))
 	} else if err != nil {
 		return out, err
 	}
-	shape, err := checkpointShape(ckpt.Dir)
+	model, weights, err := req.Run.Model(cfg, device)
 	if err != nil {
 		return out, err
 	}
-	model, err := ddpm.NewModel(unetConfig(cfg, shape), device)
-	if err != nil {
-		return out, err
-	}
-	if err := setSamplePrecision(cfg, device, model); err != nil {
-		return out, err
-	}
-	if out.Weights, err = ddpm.LoadWeights(ckpt.Dir, model, cfg.Sample.UseEMA); err != nil {
-		return out, err
-	}
-	r := &run{cfg: cfg, dir: req.Out, device: device, shape: shape, noiseSeed: req.Seed, classes: req.Classes}
+	out.Weights = weights
+	r := &run{cfg: cfg, dir: req.Out, device: device, shape: req.Run.shape, noiseSeed: req.Seed, classes: req.Classes}
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return out, err
 	}
@@ -166,33 +156,17 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 		return summary, fmt.Errorf("run %s has no summary.json: finish it first: %w", store.Short(opts.Hash), err)
 	}
 	r := &run{Options: opts, dir: opts.Store.RunDir(opts.Hash)}
-	raw, err := os.ReadFile(r.path("config.toml"))
+	opened, err := OpenRun(opts.Store, opts.Hash)
 	if err != nil {
 		return summary, err
 	}
-	if r.cfg, err = config.Parse(r.path("config.toml"), raw); err != nil {
-		return summary, err
-	}
-	weightsRun := r.dir // the run whose checkpoint holds the weights
-	if r.cfg.SamplingOnly() {
-		source, err := opts.Store.Resolve(r.cfg.Sample.FromRun)
-		if err != nil {
-			return summary, err
-		}
-		sourceCfg, err := readConfig(opts.Store, source)
-		if err != nil {
-			return summary, err
-		}
-		r.cfg = r.cfg.WithSource(sourceCfg)
-		weightsRun = opts.Store.RunDir(source)
-	}
-	checkpoint, err := r.latestCheckpoint(weightsRun)
+	// A sampling-only run's weights are in its source run's checkpoint.
+	err = opened.FindCheckpoint()
+	r.logSkipped(opened.Skipped)
 	if err != nil {
 		return summary, err
 	}
-	if r.shape, err = checkpointShape(checkpoint); err != nil {
-		return summary, err
-	}
+	r.cfg, r.shape = opened.Config, opened.shape
 	r.cfg.Eval.NumSamples = n
 	if r.device, err = pickDevice(r.cfg.Runtime.Device); err != nil {
 		return summary, err
@@ -205,14 +179,7 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	if err != nil {
 		return summary, err
 	}
-	model, err := ddpm.NewModel(unetConfig(cfg, r.shape), r.device)
-	if err != nil {
-		return summary, err
-	}
-	if err := setSamplePrecision(cfg, r.device, model); err != nil {
-		return summary, err
-	}
-	weights, err := ddpm.LoadWeights(checkpoint, model, cfg.Sample.UseEMA)
+	model, weights, err := opened.Model(cfg, r.device)
 	if err != nil {
 		return summary, err
 	}
@@ -220,13 +187,4 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 		return summary, err
 	}
 	return summary, opts.Store.WriteSummary(opts.Hash, summary)
-}
-
-// readConfig reads a run's config.toml from the store.
-func readConfig(st *store.Store, hash string) (config.Config, error) {
-	raw, err := os.ReadFile(st.Path(hash, "config.toml"))
-	if err != nil {
-		return config.Config{}, err
-	}
-	return config.Parse(st.Path(hash, "config.toml"), raw)
 }
