@@ -222,18 +222,7 @@ func TestSamplersRecoverPointMassOnEverySpacing(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					xT, _ := NoiseFor(1, 2, 1, 4, 4, gotch.CPU)
-					ManualSeed(2)
-					res, err := sample(pointMass{sched: s, x: 0.3}, sampler, xT, SampleOptions{})
-					xT.MustDrop()
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, v := range res.Images {
-						if math.Abs(float64(v)-0.3) > 1e-4 {
-							t.Fatalf("%s schedule, %s: sample pixel %.6f, want 0.3", kind, sampler.Name(), v)
-						}
-					}
+					checkRecoversPointMass(t, s, kind, sampler, 1e-4)
 				}
 			}
 		}
