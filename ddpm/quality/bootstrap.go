@@ -49,22 +49,20 @@ type FDInterval struct {
 	Seed       uint64    `json:"seed"`
 }
 
-// EvaluateFDInterval is the bootstrap interval (FDResamples resamples, FDBootstrapSeed) of the
-// FD that Evaluate measured, fd, for the same n samples against the same reference, and the
-// samples' features it was computed from (n × the feature width), for the caller to keep
-// (FeaturesNPY). It runs the classifier over the samples again; the reference's statistics
-// come from its cache.
-func EvaluateFDInterval(c *Classifier, samples []float32, n int, reference *data.Set, fd float64) (FDInterval, *mat.Dense, error) {
-	ref, err := c.referenceStats(reference)
+// EvaluateWithInterval is Evaluate, plus the bootstrap interval of the FD it measured
+// (FDResamples resamples, FDBootstrapSeed) and the samples' features both were computed from
+// (n × the feature width), for the caller to keep (FeaturesNPY). The classifier runs over the
+// samples once.
+func EvaluateWithInterval(c *Classifier, samples []float32, n int, reference *data.Set) (Metrics, FDInterval, *mat.Dense, error) {
+	m, features, ref, err := evaluate(c, samples, n, reference)
 	if err != nil {
-		return FDInterval{}, nil, err
+		return Metrics{}, FDInterval{}, nil, err
 	}
-	features, _, err := c.Features(samples, n)
+	iv, err := BootstrapFD(features, ref.Mu, ref.sigma(), m.FD, FDResamples, FDBootstrapSeed)
 	if err != nil {
-		return FDInterval{}, nil, err
+		return Metrics{}, FDInterval{}, nil, fmt.Errorf("quality: FD bootstrap: %w", err)
 	}
-	iv, err := BootstrapFD(features, ref.Mu, ref.sigma(), fd, FDResamples, FDBootstrapSeed)
-	return iv, features, err
+	return m, iv, features, nil
 }
 
 // BootstrapFD resamples the rows of features (one per generated sample) with replacement

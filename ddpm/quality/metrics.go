@@ -85,31 +85,38 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 // only, and says so (Classifier = ClassifierNone). The reference's feature statistics and FDReal are computed
 // once per reference and cached in memory and in the classifier's cache folder. n must be >= 2.
 func Evaluate(c *Classifier, samples []float32, n int, reference *data.Set) (Metrics, error) {
+	m, _, _, err := evaluate(c, samples, n, reference)
+	return m, err
+}
+
+// evaluate is Evaluate that also returns the samples' features (n × the feature width) and the
+// reference's statistics they were measured against, for EvaluateWithInterval.
+func evaluate(c *Classifier, samples []float32, n int, reference *data.Set) (Metrics, *mat.Dense, referenceStats, error) {
 	if n < 2 {
-		return Metrics{}, fmt.Errorf("quality: evaluate needs at least 2 samples, got %d", n)
+		return Metrics{}, nil, referenceStats{}, fmt.Errorf("quality: evaluate needs at least 2 samples, got %d", n)
 	}
 	ref, err := c.referenceStats(reference)
 	if err != nil {
-		return Metrics{}, err
+		return Metrics{}, nil, referenceStats{}, err
 	}
 	features, probs, err := c.Features(samples, n)
 	if err != nil {
-		return Metrics{}, err
+		return Metrics{}, nil, referenceStats{}, err
 	}
 	mu, sigma, err := Stats(features)
 	if err != nil {
-		return Metrics{}, err
+		return Metrics{}, nil, referenceStats{}, err
 	}
 	fd, err := FrechetDistance(mu, sigma, ref.Mu, ref.sigma())
 	if err != nil {
-		return Metrics{}, err
+		return Metrics{}, nil, referenceStats{}, err
 	}
 	m := Metrics{N: n, Classifier: ClassifierNone, FDFeatures: RandomFeaturesDescription}
 	if c.Labelled() {
 		m = classStats(probs)
 	}
 	m.FD, m.FDReal = fd, ref.FDReal
-	return m, nil
+	return m, features, ref, nil
 }
 
 // RealFloor is the Fréchet distance between n real images and reference: n images of real,

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -112,6 +113,19 @@ func TestClassifierRGB(t *testing.T) {
 	}
 	if m.Classifier != "" || len(m.ClassShares) != 3 || m.Recognizable < 0.5 || m.MinClassShare < 0.2 {
 		t.Errorf("metrics of the test images: %+v", m)
+	}
+	// The interval comes from the same single pass: the same metrics, one feature row per
+	// image, and a basic bootstrap interval that brackets the FD it was drawn around (the test
+	// images against their own statistics: FD is 0 up to rounding, and Low is clamped at 0).
+	mi, iv, features, err := EvaluateWithInterval(c, test.Images, test.N, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := features.Dims(); !reflect.DeepEqual(mi, m) || rows != test.N || len(iv.Replicates) != FDResamples {
+		t.Errorf("EvaluateWithInterval: metrics %+v (Evaluate: %+v), %d feature rows, %d replicates", mi, m, rows, len(iv.Replicates))
+	}
+	if tol := 1e-5; m.FD < iv.Low-tol || m.FD > iv.High+tol {
+		t.Errorf("FD %g outside its interval [%g, %g]", m.FD, iv.Low, iv.High)
 	}
 	report, err := ClassAccuracy(c, test.Images, intLabels(test))
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
 	"github.com/ddpmlab/ddpmlab/ddpm/quality"
@@ -87,7 +89,9 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 	}
 	q := Quality{Classifier: classifier.Info, Weights: weights, SampleSeconds: time.Since(start).Seconds()}
 	evalStart := time.Now()
-	if q.Metrics, err = quality.Evaluate(classifier, samples, n, test); err != nil {
+	var fdInterval quality.FDInterval
+	var features *mat.Dense
+	if q.Metrics, fdInterval, features, err = quality.EvaluateWithInterval(classifier, samples, n, test); err != nil {
 		return err
 	}
 	if q.Metrics.FDRealN, err = realFloor(classifier, train, n, test); err != nil {
@@ -99,10 +103,6 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 		m.FDRealN = ptr(q.Metrics.FDRealN)
 	}
 	m.N = &q.Metrics.N
-	fdInterval, features, err := quality.EvaluateFDInterval(classifier, samples, n, test, q.Metrics.FD)
-	if err != nil {
-		return fmt.Errorf("FD bootstrap: %w", err)
-	}
 	if err := os.MkdirAll(r.path("metrics"), 0o755); err != nil {
 		return err
 	}
