@@ -7,8 +7,8 @@ package ddpm
 //
 //	go test -run '^$' -bench '^Benchmark(TrainStep|Sample64|Sample64DDIM50)$' -benchtime 20s ./ddpm
 //
-// Each has a bf16 twin (…BF16: mixed precision, ddpm/precision.go), and BenchmarkTrainStep
-// channels-last variants (…ChannelsLast). bf16 is only meaningful on a CPU with avx512_bf16 or
+// Each has a bf16 twin (…BF16: mixed precision, ddpm/precision.go) and channels-last twins
+// (…ChannelsLast, …BF16ChannelsLast: Compute.ChannelsLast). bf16 is only meaningful on a CPU with avx512_bf16 or
 // amx_bf16 (CPUHasBF16); elsewhere libtorch emulates it, slower than fp32.
 //
 // libtorch's thread count is $DDPMLAB_THREADS, or runtime.NumCPU() when it is unset.
@@ -129,6 +129,14 @@ func BenchmarkSample64(b *testing.B) { benchSample64(b, Compute{}) }
 // BenchmarkSample64BF16 is BenchmarkSample64 with the U-Net in bf16 (the update stays fp32).
 func BenchmarkSample64BF16(b *testing.B) { benchSample64(b, Compute{Precision: BF16}) }
 
+// BenchmarkSample64ChannelsLast is BenchmarkSample64 with channels-last convolutions.
+func BenchmarkSample64ChannelsLast(b *testing.B) { benchSample64(b, Compute{ChannelsLast: true}) }
+
+// BenchmarkSample64BF16ChannelsLast is BenchmarkSample64BF16 with channels-last convolutions.
+func BenchmarkSample64BF16ChannelsLast(b *testing.B) {
+	benchSample64(b, Compute{Precision: BF16, ChannelsLast: true})
+}
+
 func benchSample64(b *testing.B, c Compute) {
 	model, d := benchSetup(b, c)
 	// One step of a 1-step respaced sampler costs what one step of the 1000-step sampler does
@@ -152,6 +160,17 @@ func BenchmarkSample64DDIM50(b *testing.B) { benchSample64DDIM50(b, Compute{}) }
 
 // BenchmarkSample64DDIM50BF16 is BenchmarkSample64DDIM50 with the U-Net in bf16.
 func BenchmarkSample64DDIM50BF16(b *testing.B) { benchSample64DDIM50(b, Compute{Precision: BF16}) }
+
+// BenchmarkSample64DDIM50ChannelsLast is BenchmarkSample64DDIM50 with channels-last convolutions.
+func BenchmarkSample64DDIM50ChannelsLast(b *testing.B) {
+	benchSample64DDIM50(b, Compute{ChannelsLast: true})
+}
+
+// BenchmarkSample64DDIM50BF16ChannelsLast is BenchmarkSample64DDIM50BF16 with channels-last
+// convolutions.
+func BenchmarkSample64DDIM50BF16ChannelsLast(b *testing.B) {
+	benchSample64DDIM50(b, Compute{Precision: BF16, ChannelsLast: true})
+}
 
 func benchSample64DDIM50(b *testing.B, c Compute) {
 	model, d := benchSetup(b, c)

@@ -3,7 +3,7 @@
 # libtorch 2.1.2) and in PyTorch 2.1.2 eager (runner/scripts/bench_torch.py) on the same
 # libtorch binaries, with the same thread count; prints a Markdown table with the ratios.
 #
-#   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R] [--precision P]
+#   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R] [--precision P] [--layout L]
 #   bash runner/scripts/bench.sh --prepare-only   only make the venv (ddpm_torch.py's tests use it)
 #   go tool task bench -- --rounds 2
 #
@@ -14,6 +14,13 @@
 #              …BF16 benchmarks, ddpm/precision.go, and torch.autocast("cpu", torch.bfloat16));
 #              both runs each round in fp32 then bf16 and adds Go bf16 / PyTorch fp32 ratios.
 #              bf16 needs a CPU with avx512_bf16 or amx_bf16; elsewhere it is emulated and slow.
+# --layout     nchw (default) | nhwc | both: libtorch's default layout, or channels-last
+#              convolutions on both sides (Go: the …ChannelsLast benchmarks, Compute.ChannelsLast;
+#              PyTorch: memory_format=torch.channels_last for the weights and inputs).
+#
+# Before the rounds it measures the machine's peak once per precision (bench_torch.py --peak: a
+# 2048³ matmul and the U-Net's dominant 3×3 convolution, in GFLOP/s) and the U-Net's FLOPs per
+# image; the table gives each training figure as GFLOP/s and as a share of the convolution's peak.
 #
 # The raw outputs (go<r>-<precision>.txt, py<r>-<precision>.json, the load average at each start) are kept in
 # $DDPMLAB_CACHE/bench-results/<date-time>/. BENCHMARKS.md has figures and caveats.
@@ -36,6 +43,7 @@ threads=${DDPMLAB_THREADS:-$(nproc)}
 benchtime=20
 rounds=1
 precision=fp32
+layout=nchw
 prepare_only=false
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -46,6 +54,7 @@ while [[ $# -gt 0 ]]; do
 	--benchtime) benchtime=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--precision) precision=$2; shift 2 ;;
+	--layout) layout=$2; shift 2 ;;
 	--prepare-only) prepare_only=true; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
@@ -58,6 +67,11 @@ case $precision in
 fp32 | bf16) precisions=("$precision") ;;
 both) precisions=(fp32 bf16) ;;
 *) die "--precision must be fp32, bf16 or both, got $precision" ;;
+esac
+case $layout in
+nchw | nhwc) layouts=("$layout") ;;
+both) layouts=(nchw nhwc) ;;
+*) die "--layout must be nchw, nhwc or both, got $layout" ;;
 esac
 if [[ $precision != fp32 ]] && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
 	log "warning: this CPU has neither avx512_bf16 nor amx_bf16: bf16 is emulated here, and its figures say nothing about bf16 hardware"
@@ -122,25 +136,36 @@ cd "$repo"
 log "compiling the Go benchmarks"
 go test -c -o "$out/ddpm.test" ./ddpm
 export DDPMLAB_THREADS=$threads
+peak_time=$(awk -v b="$benchtime" 'BEGIN { print (b < 5 ? b : 5) }')
+for p in "${precisions[@]}"; do
+	log "peak, $p: matmul and 3x3 convolution (benchtime ${peak_time}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
+	CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --peak --threads "$threads" \
+		--benchtime "$peak_time" --precision "$p" | tee "$out/peak-$p.json" >&2
+done
 for ((r = 1; r <= rounds; r++)); do
 	for p in "${precisions[@]}"; do
-		suffix=$([[ $p == bf16 ]] && echo BF16 || true) # BenchmarkTrainStepBF16 is the bf16 twin
-		log "round $r/$rounds, $p: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
-		cut -d' ' -f1 /proc/loadavg >"$out/go$r-$p.load"
-		(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench "^Benchmark(TrainStep|Sample64|Sample64DDIM50)$suffix\$" \
-			-test.benchtime "${benchtime}s") | sed "s/^Benchmark\([A-Za-z0-9]*\)$suffix\b/Benchmark\1/" | tee "$out/go$r-$p.txt" >&2
-		log "round $r/$rounds, $p: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
-		cut -d' ' -f1 /proc/loadavg >"$out/py$r-$p.load"
-		CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --threads "$threads" --benchtime "$benchtime" \
-			--precision "$p" | tee "$out/py$r-$p.json" >&2
+		for l in "${layouts[@]}"; do
+			# BenchmarkTrainStepBF16ChannelsLast is the bf16, channels-last twin of BenchmarkTrainStep.
+			suffix=$([[ $p == bf16 ]] && echo BF16 || true)$([[ $l == nhwc ]] && echo ChannelsLast || true)
+			pyflags=$([[ $l == nhwc ]] && echo --channels-last || true)
+			v=$p-$l
+			log "round $r/$rounds, $p $l: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
+			cut -d' ' -f1 /proc/loadavg >"$out/go$r-$v.load"
+			(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench "^Benchmark(TrainStep|Sample64|Sample64DDIM50)$suffix\$" \
+				-test.benchtime "${benchtime}s") | sed "s/^Benchmark\([A-Za-z0-9]*\)$suffix\b/Benchmark\1/" | tee "$out/go$r-$v.txt" >&2
+			log "round $r/$rounds, $p $l: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
+			cut -d' ' -f1 /proc/loadavg >"$out/py$r-$v.load"
+			CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --threads "$threads" --benchtime "$benchtime" \
+				--precision "$p" $pyflags | tee "$out/py$r-$v.json" >&2
+		done
 	done
 done
 
 # --- the table ----------------------------------------------------------------------------------
-"$venv/bin/python" - "$out" "$rounds" "$threads" "$benchtime" "${precisions[@]}" <<'PY'
-import json, re, sys, platform
+"$venv/bin/python" - "$out" "$rounds" "$threads" "$benchtime" "${layouts[*]}" "${precisions[@]}" <<'PY'
+import json, re, sys
 out, rounds, threads, benchtime = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-precisions = sys.argv[5:]
+layouts, precisions = sys.argv[5].split(), sys.argv[6:]
 
 def go_metrics(path):
     m = {}
@@ -152,9 +177,20 @@ def go_metrics(path):
     return m
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"\n{cpu}, {threads} libtorch threads, benchtime {benchtime}s, libtorch 2.1.2 on both sides\n")
-print("| round | precision | side | load avg (1 min) at start | train images/s | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
-print("|---|---|---|---|---|---|---|---|---|")
+flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "no AVX2"
+print(f"\n{cpu} ({isa}), {threads} libtorch threads, benchtime {benchtime}s, libtorch 2.1.2 on both sides\n")
+peak, train_flops = {}, None
+for prec in precisions:
+    pk = json.load(open(f"{out}/peak-{prec}.json"))
+    peak[prec] = pk["peak"]["conv3x3_64_28_b128_gflops"]
+    train_flops = pk["flops"]["train_step_per_image"]
+    print(f"- peak, {prec}: matmul 2048³ {pk['peak']['matmul_2048_gflops']:.1f} GFLOP/s, "
+          f"3×3 conv 64→64 on 28×28 ×128 {peak[prec]:.1f} GFLOP/s")
+print(f"- the U-Net: {pk['flops']['forward_per_image'] / 1e9:.3f} GFLOP per image forward, "
+      f"≈ {train_flops / 1e9:.2f} per image for a training step (3× forward)\n")
+print("| round | precision | layout | side | load avg (1 min) at start | train images/s | train GFLOP/s (% of conv peak) | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 
 def ratio(go, py):
     return " | ".join(f"{a / b:.2f}×" for a, b in zip(go, py))
@@ -162,18 +198,25 @@ def ratio(go, py):
 for r in range(1, rounds + 1):
     figures = {}
     for prec in precisions:
-        g = go_metrics(f"{out}/go{r}-{prec}.txt")
-        p = json.load(open(f"{out}/py{r}-{prec}.json"))
-        gl, pl = open(f"{out}/go{r}-{prec}.load").read().strip(), open(f"{out}/py{r}-{prec}.load").read().strip()
-        go = (g["TrainStep"]["images/s"], g["TrainStep"]["MiB-peak-rss"], g["Sample64"]["ns/op"] / 1e9,
-              g["Sample64"]["s/64img@1000steps"], g["Sample64DDIM50"]["s/64img"])
-        py = (p["train"]["images_per_s"], p["train"]["peak_rss_mib"], p["sample"]["ddpm_step"]["s_per_step"],
-              p["sample"]["ddpm_step"]["s_per_64img_1000steps"], p["sample"]["ddim50"]["s_per_64img"])
-        figures[prec] = (go, py)
-        for side, load, v in (("Go", gl, go), ("PyTorch", pl, py)):
-            print(f"| {r} | {prec} | {side} | {load} | {v[0]:.2f} | {v[1]:.0f} | {v[2]:.3f} | {v[3]:.0f} | {v[4]:.1f} |")
-        print(f"| {r} | {prec} | Go/PyTorch | | {ratio(go, py)} |")
-    if "fp32" in figures and "bf16" in figures:  # the bf16 targets are against PyTorch's fp32
-        print(f"| {r} | bf16/fp32 | Go bf16 / PyTorch fp32 | | {ratio(figures['bf16'][0], figures['fp32'][1])} |")
+        for lay in layouts:
+            v = f"{prec}-{lay}"
+            g = go_metrics(f"{out}/go{r}-{v}.txt")
+            p = json.load(open(f"{out}/py{r}-{v}.json"))
+            gl, pl = open(f"{out}/go{r}-{v}.load").read().strip(), open(f"{out}/py{r}-{v}.load").read().strip()
+            go = (g["TrainStep"]["images/s"], g["TrainStep"]["MiB-peak-rss"], g["Sample64"]["ns/op"] / 1e9,
+                  g["Sample64"]["s/64img@1000steps"], g["Sample64DDIM50"]["s/64img"])
+            py = (p["train"]["images_per_s"], p["train"]["peak_rss_mib"], p["sample"]["ddpm_step"]["s_per_step"],
+                  p["sample"]["ddpm_step"]["s_per_64img_1000steps"], p["sample"]["ddim50"]["s_per_64img"])
+            figures[v] = (go, py)
+            for side, load, f in (("Go", gl, go), ("PyTorch", pl, py)):
+                gflops = f[0] * train_flops / 1e9
+                print(f"| {r} | {prec} | {lay} | {side} | {load} | {f[0]:.2f} | {gflops:.1f} ({100 * gflops / peak[prec]:.0f}%) "
+                      f"| {f[1]:.0f} | {f[2]:.3f} | {f[3]:.0f} | {f[4]:.1f} |")
+            g, q = ratio(go[:1], py[:1]), ratio(go[1:], py[1:])
+            print(f"| {r} | {prec} | {lay} | Go/PyTorch | | {g} | | {q} |")
+    for lay in layouts:  # the bf16 targets are against PyTorch's fp32 in its default layout
+        if f"fp32-nchw" in figures and f"bf16-{lay}" in figures:
+            go, py = figures[f"bf16-{lay}"][0], figures["fp32-nchw"][1]
+            print(f"| {r} | bf16/fp32 | {lay} | Go bf16 / PyTorch fp32 nchw | | {ratio(go[:1], py[:1])} | | {ratio(go[1:], py[1:])} |")
 print("\nGo/PyTorch: above 1 is Go faster for images/s, Go slower (or larger) for seconds and memory.")
 PY

@@ -7,11 +7,22 @@ The same SimpleUNet as ddpm/unet.go (ddpm_torch.py's, beside this file; base 64,
 whole DDIM-50 run), timed the way `go test -bench` with b.Loop times them: one untimed warm-up,
 then iterations until at least --benchtime seconds have passed. Prints one JSON object.
 
-    python bench_torch.py --threads 2 --benchtime 20 [--precision bf16]
+    python bench_torch.py --threads 2 --benchtime 20 [--precision bf16] [--channels-last]
+    python bench_torch.py --peak --threads 2 --benchtime 5 [--precision bf16]
 
 With --precision bf16 the U-Net runs under torch.autocast("cpu", dtype=torch.bfloat16), the
 twin of the Go side's mixed precision (ddpm/precision.go): fp32 weights and Adam state, the
 network's output cast to fp32 before the loss and the sampler's update.
+
+With --channels-last the model's weights and every input are laid out channels-last
+(memory_format=torch.channels_last), the twin of the Go side's Compute.ChannelsLast.
+
+--peak measures what this machine's libtorch reaches on the two ops that dominate the U-Net: a
+2048×2048×2048 matmul and a 3×3 convolution, 64 → 64 channels on 28×28, batch 128 (forward only),
+in GFLOP/s. It also counts the U-Net's FLOPs per image (2 per multiply-add, convolutions,
+transposed convolutions and linear layers, from forward hooks on one image); a training step
+costs about 3× a forward pass (the forward, then gradients for inputs and for weights). bench.sh
+divides achieved training GFLOP/s by the convolution's peak.
 
 runner/scripts/bench.sh prepares a venv for it and runs it beside the Go benchmarks.
 """
@@ -72,7 +83,56 @@ def autocast(precision):
     return contextlib.nullcontext()
 
 
-def bench_train(model, sched, benchtime, precision):
+def layout(x, channels_last):
+    """x in channels-last memory format when asked (the values stay the same)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def unet_flops_per_image(model):
+    """FLOPs of one forward pass for one 1×28×28 image: 2 per multiply-add of every Conv2d,
+    ConvTranspose2d and Linear (the elementwise ops, GroupNorm and SiLU are not counted)."""
+    total = [0]
+
+    def hook(mod, inputs, out):
+        if isinstance(mod, torch.nn.Linear):
+            total[0] += 2 * mod.in_features * mod.out_features * out.shape[0]
+        elif isinstance(mod, torch.nn.Conv2d):
+            kh, kw = mod.kernel_size
+            total[0] += 2 * mod.in_channels // mod.groups * kh * kw * out.numel()
+        elif isinstance(mod, torch.nn.ConvTranspose2d):
+            # each input pixel scatters a kh×kw×cout patch: cin·kh·kw·cout multiply-adds per pixel
+            kh, kw = mod.kernel_size
+            x = inputs[0]
+            total[0] += 2 * x.numel() * kh * kw * mod.out_channels // mod.groups
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+def bench_peak(benchtime, precision):
+    """GFLOP/s of a 2048³ matmul and of the 3×3 convolution that dominates the U-Net."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2048, 2048, generator=g).to(dtype)
+    b = torch.randn(2048, 2048, generator=g).to(dtype)
+    n, secs = timed(lambda: torch.mm(a, b), benchtime)
+    matmul = 2 * 2048 ** 3 * n / secs / 1e9
+    x = torch.randn(128, 64, 28, 28, generator=g).to(dtype)
+    w = torch.randn(64, 64, 3, 3, generator=g).to(dtype)
+    with torch.no_grad():
+        n, secs = timed(lambda: F.conv2d(x, w, padding=1), benchtime)
+    conv = 2 * 64 * 9 * 128 * 64 * 28 * 28 * n / secs / 1e9
+    return {"matmul_2048_gflops": matmul, "conv3x3_64_28_b128_gflops": conv}
+
+
+def bench_train(model, sched, benchtime, precision, channels_last=False):
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     g = torch.Generator().manual_seed(1)
     x0 = torch.rand(BATCH, 1, 28, 28, generator=g) * 2 - 1  # content does not change the cost
@@ -85,6 +145,7 @@ def bench_train(model, sched, benchtime, precision):
         noise = torch.randn_like(x0)
         xt = sched.sqrt_ac.index_select(0, t).view(-1, 1, 1, 1) * x0 + \
             sched.sqrt_one_minus_ac.index_select(0, t).view(-1, 1, 1, 1) * noise
+        xt = layout(xt, channels_last)
         with autocast(precision):
             eps = model(xt, t)
         loss = F.mse_loss(eps.float(), noise)  # the loss in fp32
@@ -129,8 +190,8 @@ def ddim_step(model, sched, x, t, prev_t, precision):
     return pred_x0 * math.sqrt(ac_prev) + eps * math.sqrt(max(0.0, 1 - ac_prev))
 
 
-def bench_sample(model, sched, benchtime, precision):
-    x_t = torch.randn(SAMPLE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+def bench_sample(model, sched, benchtime, precision, channels_last=False):
+    x_t = layout(torch.randn(SAMPLE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0)), channels_last)
     with torch.no_grad():
         # One reverse step at t = 999 of the full 1000-step chain (noise added, as in all but the last).
         n, secs = timed(lambda: ddpm_step(model, sched, x_t, T - 1, T - 2, False, precision), benchtime)
@@ -159,6 +220,9 @@ def main():
     ap.add_argument("--only", choices=["train", "sample"], help="run one benchmark only")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="the U-Net's arithmetic: fp32, or bf16 under CPU autocast (default fp32)")
+    ap.add_argument("--channels-last", action="store_true", help="weights and inputs in channels-last layout")
+    ap.add_argument("--peak", action="store_true",
+                    help="measure the matmul and convolution peak and the U-Net's FLOPs instead")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -169,11 +233,20 @@ def main():
         raise SystemExit(f"bench_torch.py: model has {params} parameters, ddpm/unet.go has {GUIDE_PARAMS}")
     sched = Schedule()
     out = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-           "params": params, "benchtime_s": args.benchtime, "precision": args.precision}
+           "params": params, "benchtime_s": args.benchtime, "precision": args.precision,
+           "channels_last": args.channels_last}
+    if args.peak:
+        fwd = unet_flops_per_image(model)
+        out["flops"] = {"forward_per_image": fwd, "train_step_per_image": 3 * fwd}
+        out["peak"] = bench_peak(args.benchtime, args.precision)
+        print(json.dumps(out))
+        return
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     if args.only in (None, "train"):
-        out["train"] = bench_train(model, sched, args.benchtime, args.precision)
+        out["train"] = bench_train(model, sched, args.benchtime, args.precision, args.channels_last)
     if args.only in (None, "sample"):
-        out["sample"] = bench_sample(model, sched, args.benchtime, args.precision)
+        out["sample"] = bench_sample(model, sched, args.benchtime, args.precision, args.channels_last)
     print(json.dumps(out))
 
 
