@@ -293,6 +293,7 @@ func newResultsView(settings []*setting, v verdict, opts tableOptions) resultsVi
 type chartSet struct {
 	LossPNG, LossLogPNG, EpochPNG string
 	SharePNG                      string // shares with their intervals, one column per setting
+	BudgetPNG                     string // recognizable % against training CPU-minutes
 	QualityPNG, FDPNG             string // against a numeric varied key
 	Axis                          string // that key
 }
@@ -329,6 +330,11 @@ func (b *builder) charts(name string, settings []*setting, compare bool) (chartS
 	}
 	if cs.SharePNG, err = b.chart("img/shares.png", func() ([]byte, error) {
 		return shareChart("shares of the evaluation samples, "+bars+": "+name, settings, tickLabel())
+	}); err != nil {
+		return cs, err
+	}
+	if cs.BudgetPNG, err = b.chart("img/budget.png", func() ([]byte, error) {
+		return budgetChart("recognizable % against training compute: "+name, settings)
 	}); err != nil {
 		return cs, err
 	}
