@@ -215,6 +215,7 @@ func (p *pool) attempt(ctx context.Context, job Job, n int) RunResult {
 	threads := strconv.Itoa(p.threads)
 	cmd := exec.Command(p.exe, args...)
 	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.Env = append(cmd.Env, ChildEnv(cmd.Env)...)
 	cmd.Env = append(cmd.Env, "OMP_NUM_THREADS="+threads, "MKL_NUM_THREADS="+threads, "DDPMLAB_THREADS="+threads)
 	cmd.Stdout = stdout
 	cmd.Stderr = multiWriter{logf, tail}

@@ -77,6 +77,7 @@ func fakeChild(args []string) int {
 		return ExitFailed
 	}
 	_ = os.WriteFile(filepath.Join(s.RunDir(hash), "threads"), []byte(os.Getenv("DDPMLAB_THREADS")), 0o644)
+	_ = os.WriteFile(filepath.Join(s.RunDir(hash), "tunables"), []byte(os.Getenv("GLIBC_TUNABLES")), 0o644)
 	fmt.Printf(`{"epoch":1,"epochs":2,"step":10,"loss":0.5,"images_per_sec":90,"eta_seconds":1}` + "\n")
 	fmt.Println("not json")
 
@@ -253,6 +254,13 @@ func TestFailureIsolation(t *testing.T) {
 		}
 		if got, _ := os.ReadFile(filepath.Join(l.Store.RunDir(job.Hash), "threads")); string(got) != "1" {
 			t.Errorf("child saw DDPMLAB_THREADS=%q, want 1", got)
+		}
+		want := MallocTunables
+		if v, ok := os.LookupEnv("GLIBC_TUNABLES"); ok { // the user's setting wins
+			want = v
+		}
+		if got, _ := os.ReadFile(filepath.Join(l.Store.RunDir(job.Hash), "tunables")); string(got) != want {
+			t.Errorf("child saw GLIBC_TUNABLES=%q, want %q", got, want)
 		}
 	}
 	if n := rec.count(Started); n != len(jobs) {

@@ -293,6 +293,7 @@ func (s *Slurm) Script(sub Submission) string {
 	line("fi")
 	line(`threads="${SLURM_CPUS_PER_TASK:-%d}"`, cpus)
 	line(`export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" DDPMLAB_THREADS="$threads"`)
+	line(`export GLIBC_TUNABLES="${GLIBC_TUNABLES:-%s}"`, MallocTunables) // ChildEnv, in the task's shell
 	for _, kv := range s.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		line("export %s=%s", k, shellQuote(v))

@@ -103,6 +103,7 @@ func TestSlurmSubmit(t *testing.T) {
 		"#SBATCH --chdir=" + s.Root + "\n",
 		`hash=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" ` + sub.HashesPath + ")\n",
 		`export OMP_NUM_THREADS="$threads"`,
+		`export GLIBC_TUNABLES="${GLIBC_TUNABLES:-` + MallocTunables + `}"`,
 		"export DDPMLAB_STORE='/x y'\n",
 		`exec '/opt/ddpm lab/runner' _run-one --store ` + s.Root + ` "$hash"` + "\n",
 	} {

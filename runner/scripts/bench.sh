@@ -22,6 +22,9 @@
 # 2048³ matmul and the U-Net's dominant 3×3 convolution, in GFLOP/s) and the U-Net's FLOPs per
 # image; the table gives each training figure as GFLOP/s and as a share of the convolution's peak.
 #
+# The Go benchmarks run with the glibc malloc settings that the runner gives every libtorch child
+# (GLIBC_TUNABLES; runner/executor/malloc.go says why), unless GLIBC_TUNABLES is set already.
+#
 # The raw outputs (go<r>-<precision>.txt, py<r>-<precision>.json, the load average at each start) are kept in
 # $DDPMLAB_CACHE/bench-results/<date-time>/. BENCHMARKS.md has figures and caveats.
 #
@@ -45,6 +48,9 @@ rounds=1
 precision=fp32
 layout=nchw
 prepare_only=false
+# runner/executor.MallocTunables (TestBenchUsesMallocTunables checks that they are the same).
+malloc_tunables=glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1073741824
+go_tunables=${GLIBC_TUNABLES:-$malloc_tunables}
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -151,7 +157,7 @@ for ((r = 1; r <= rounds; r++)); do
 			v=$p-$l
 			log "round $r/$rounds, $p $l: Go (threads $threads, benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
 			cut -d' ' -f1 /proc/loadavg >"$out/go$r-$v.load"
-			(cd ddpm && "$out/ddpm.test" -test.run '^$' -test.bench "^Benchmark(TrainStep|Sample64|Sample64DDIM50)$suffix\$" \
+			(cd ddpm && GLIBC_TUNABLES=$go_tunables "$out/ddpm.test" -test.run '^$' -test.bench "^Benchmark(TrainStep|Sample64|Sample64DDIM50)$suffix\$" \
 				-test.benchtime "${benchtime}s") | sed "s/^Benchmark\([A-Za-z0-9]*\)$suffix\b/Benchmark\1/" | tee "$out/go$r-$v.txt" >&2
 			log "round $r/$rounds, $p $l: PyTorch (load $(cut -d' ' -f1-3 /proc/loadavg))"
 			cut -d' ' -f1 /proc/loadavg >"$out/py$r-$v.load"

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ddpmlab/ddpmlab/runner/executor"
 )
 
 // GenerateCommand is the hidden subcommand of the runner binary that runs one generation.
@@ -63,6 +65,7 @@ func (s *Server) runChild(ctx context.Context, p Params, emit func(kind string, 
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), s.opts.ChildEnv...)
+	cmd.Env = append(cmd.Env, executor.ChildEnv(cmd.Env)...)
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
