@@ -22,7 +22,7 @@ With --channels-last the model's weights and every input are laid out channels-l
 in GFLOP/s. It also counts the U-Net's FLOPs per image (2 per multiply-add, convolutions,
 transposed convolutions and linear layers, from forward hooks on one image); a training step
 costs about 3× a forward pass (the forward, then gradients for inputs and for weights). bench.sh
-divides achieved training GFLOP/s by the convolution's peak.
+divides achieved training GFLOP/s by the matmul's figure, the machine's peak.
 
 runner/scripts/bench.sh prepares a venv for it and runs it beside the Go benchmarks.
 """
