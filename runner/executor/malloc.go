@@ -14,13 +14,14 @@ import "strings"
 //	trim_threshold=4 GiB − 1  the heap is not trimmed between steps, so resident memory stays at
 //	                          its high-water mark instead of being unmapped and faulted in again
 //
-// Measured on the 2-core AVX2 machine of BENCHMARKS.md with `perf stat -e page-faults` around
-// the ddpm benchmarks, in interleaved pairs (without → with): a base-64 DDPM step on 64 images
-// (BenchmarkSample64, 12 steps) took 0.645 → 0.402 s and 0.549 → 0.497 s, with 690,000 →
-// 146,000 and 618,000 → 144,000 page faults; a training step of 128 images (BenchmarkTrainStep,
-// 4–6 steps) ran at 49.9 → 45.4, 49.9 → 48.3, 51.2 → 55.7 and 44.6 → 57.1 images/s with about
-// 3.4× fewer faults: no loss shown. A Python process runs libtorch on its main thread, whose
-// arena behaves better, so this also removes a difference between the Go side and PyTorch.
+// What it saves is counted, not timed: `perf stat -e page-faults` around the ddpm benchmarks
+// on the 2-core AVX2 machine of BENCHMARKS.md gives 4.3–4.8× fewer page faults for a base-64
+// DDPM step (618,000–690,000 → 144,000–146,000 over 12 steps of 64 images) and 3.4× fewer for
+// a training step. In the profile the faults were about 2 points of a sampling step's time
+// (exc_page_fault and clear_page_erms: 4.7% of Go's samples against 2.7% of PyTorch's), which
+// is below this VM's round-to-round noise: six interleaved timing pairs went three each way.
+// Results do not change (an allocator setting); peak RSS rose 2–7%. A Python process runs
+// libtorch on its main thread, so this also removes a difference between the Go side and PyTorch.
 // runner/scripts/bench.sh gives the Go benchmarks the same value (TestBenchUsesMallocTunables).
 const MallocTunables = "glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1073741824"
 
