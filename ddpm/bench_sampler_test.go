@@ -47,3 +47,42 @@ func BenchmarkSampleSteps(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSampleBatch times the same 5-NFE DPM-Solver++(2M) SDE run on batches of 64 and of
+// 250 images (runner/job's evaluation batch), base 32 and base 64, and reports the cost per 64
+// images of each: whether a larger batch is cheaper per image on this CPU, or dearer (its
+// activations no longer fit the caches).
+//
+//	DDPMLAB_THREADS=2 go test -run '^$' -bench '^BenchmarkSampleBatch$' -benchtime 3x ./ddpm
+func BenchmarkSampleBatch(b *testing.B) {
+	model64, d := benchSetup(b, Compute{})
+	model32, err := NewModel(UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128}, gotch.CPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampler, err := NewSpacedSampler(SamplerDPMPP2MSDE, Karras, d.Schedule, 5, 0, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range []struct {
+		base  int
+		model *Model
+	}{{32, model32}, {64, model64}} {
+		for _, n := range []int{64, 250} {
+			b.Run(fmt.Sprintf("base%d/batch%d", m.base, n), func(b *testing.B) {
+				xT, err := NoiseFor(0, n, 1, 28, 28, gotch.CPU)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer xT.MustDrop()
+				benchSample(b, m.model, sampler, xT) // warm-up at this shape
+				runs := 0
+				for b.Loop() {
+					benchSample(b, m.model, sampler, xT)
+					runs++
+				}
+				b.ReportMetric(b.Elapsed().Seconds()/float64(runs)*64/float64(n), "s/64img")
+			})
+		}
+	}
+}
