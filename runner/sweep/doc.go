@@ -30,6 +30,8 @@
 //
 //	[scale.quick]                     # overrides chosen by --scale quick (the default)
 //	"train.epochs" = 2
+//	[scale.quick.grid]                # optional: other values for [grid]'s axes at this scale
+//	"train.lr" = [5e-4, 2e-3]
 //	[scale.full]                      # an empty scale: the base config's settings
 //
 // Config keys may be written quoted ("train.lr") or dotted (train.lr); both mean the same key,
@@ -44,6 +46,11 @@
 // so a sweep axis always wins (the training_duration sweep's epochs beat quick's epochs),
 // and --set beats the file's settings. A --set on a key the sweep varies is an error ("key is
 // varied by the sweep"), as is a key that is both in [set] and varied.
+//
+// A [scale.S.grid] replaces the values of the [grid] axes it names, at scale S only, so a
+// quick scale can bracket its own optimum (a small model trained briefly wants a higher learning
+// rate than the guide's). It cannot add an axis: a sweep varies the same keys at every scale, and
+// its reports compare the same columns.
 //
 // The runs are the product of the [grid] axes and the [[zip]] groups (in file order, the last
 // one varying fastest), followed by the [[case]] runs. With neither grid nor zip nor case,

@@ -130,7 +130,7 @@ func (s *Sweep) expand(scale string, sets []string) (*Plan, config.ErrorList) {
 
 	// 2. Every point, validated, then deduplicated by hash.
 	plan := &Plan{Sweep: s.Name, Scale: scale, VariedKeys: varied}
-	pts := s.points()
+	pts := s.points(scale)
 	var runs []PlannedRun
 	seen := map[config.Hash]bool{}
 	type located struct {
@@ -234,19 +234,36 @@ func (s *Sweep) variedKeys() []string {
 	return keys
 }
 
-// dims returns the dimensions of the product: each grid axis, then each zip group.
-func (s *Sweep) dims() [][]axis {
+// dims returns the dimensions of the product at scale: each grid axis (with the values of
+// [scale.S.grid] where it gives them), then each zip group.
+func (s *Sweep) dims(scale string) [][]axis {
 	var dims [][]axis
 	for _, a := range s.grid {
+		if i := slices.IndexFunc(s.scaleGrids[scale], func(b axis) bool { return b.key == a.key }); i >= 0 {
+			a = s.scaleGrids[scale][i]
+		}
 		dims = append(dims, []axis{a})
 	}
 	return append(dims, s.zips...)
 }
 
-// size returns the number of runs before deduplication, or an error above MaxRuns.
+// size returns the number of runs before deduplication at the scale that has the most, or an
+// error above MaxRuns.
 func (s *Sweep) size() (int, error) {
 	n := 0
-	if dims := s.dims(); len(dims) > 0 {
+	for _, sc := range append(s.Scales(), DefaultScale) {
+		m, err := s.sizeAt(sc)
+		if err != nil {
+			return m, err
+		}
+		n = max(n, m)
+	}
+	return n, nil
+}
+
+func (s *Sweep) sizeAt(scale string) (int, error) {
+	n := 0
+	if dims := s.dims(scale); len(dims) > 0 {
 		n = 1
 		for _, d := range dims {
 			n *= len(d[0].values)
@@ -267,10 +284,11 @@ func (s *Sweep) size() (int, error) {
 	return n, nil
 }
 
-// points returns the product of the dimensions (the last varying fastest), then the cases.
-func (s *Sweep) points() []point {
+// points returns the product of the dimensions at scale (the last varying fastest), then the
+// cases.
+func (s *Sweep) points(scale string) []point {
 	var pts []point
-	dims := s.dims()
+	dims := s.dims(scale)
 	switch {
 	case len(dims) > 0:
 		idx := make([]int, len(dims))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +49,8 @@ type Sweep struct {
 	cases   [][]override
 	random  *random
 	scales  map[string][]override
+	// scaleGrids holds each scale's [scale.S.grid]: new values for some of [grid]'s axes.
+	scaleGrids map[string][]axis
 }
 
 // override is one key = value of [set], [scale.S] or a [[case]], with its line.
@@ -115,7 +118,7 @@ func parse(file string, data []byte, load func(string) (config.Config, config.Po
 		return nil, config.ErrorList{{File: file, Msg: err.Error()}}
 	}
 	p := &parser{file: file, pos: config.ScanPositions(data)}
-	s := &Sweep{File: file, scales: map[string][]override{}}
+	s := &Sweep{File: file, scales: map[string][]override{}, scaleGrids: map[string][]axis{}}
 
 	for _, k := range sortedKeys(doc) {
 		if slices.Contains(topKeys, k) {
@@ -196,11 +199,21 @@ func parse(file string, data []byte, load func(string) (config.Config, config.Po
 					p.errorf(path, "scale."+name, "scale names must match [a-z0-9_-]+")
 					continue
 				}
-				if _, isTable := m[name].(map[string]any); !isTable {
+				t, isTable := m[name].(map[string]any)
+				if !isTable {
 					p.errorf(path, "scale."+name, "must be a table ([scale.%s]), got %s", name, config.Describe(m[name]))
 					continue
 				}
-				s.scales[name] = p.overrides(m[name], path, "[scale."+name+"]")
+				// [scale.S.grid] is not a config key (no key starts with "grid"): take it out first.
+				if g, ok := t["grid"]; ok {
+					t = maps.Clone(t)
+					delete(t, "grid")
+					where := "[scale." + name + ".grid]"
+					if gm, ok := p.table(g, path+".grid", where); ok {
+						s.scaleGrids[name] = p.axes(gm, path+".grid", where)
+					}
+				}
+				s.scales[name] = p.overrides(t, path, "[scale."+name+"]")
 			}
 		}
 	}
@@ -471,6 +484,16 @@ func (p *parser) crossCheck(s *Sweep) {
 		}
 	}
 	s.zips = zips
+	for _, name := range sortedKeys(s.scaleGrids) {
+		s.scaleGrids[name] = slices.DeleteFunc(s.scaleGrids[name], func(a axis) bool {
+			if g, ok := varied[a.key]; !ok || g.where != "[grid]" {
+				p.errs = append(p.errs, &config.FieldError{File: p.file, Line: a.line, Field: a.key,
+					Msg: fmt.Sprintf("not an axis of [grid]; %s gives new values to [grid]'s axes at this scale, it cannot add one", a.where)})
+				return true
+			}
+			return false
+		})
+	}
 	for _, o := range s.set {
 		if a, ok := varied[o.key]; ok {
 			p.errs = append(p.errs, &config.FieldError{File: p.file, Line: o.line, Field: o.key,

@@ -98,6 +98,23 @@ model.base_channels = [8, 32]`, want: []string{"model.base_channels=8", "model.b
 [scale.quick]
 "train.epochs" = 1
 "train.batch_size" = 16`, want: []string{"train.epochs=7", "train.epochs=9"}},
+		{name: "a scale's grid gives an axis new values", src: `
+[grid]
+"train.lr" = [1e-4, 2e-4]
+"train.epochs" = [7, 9]
+[scale.quick]
+"train.batch_size" = 16
+[scale.quick.grid]
+"train.lr" = [5e-4, 2e-3, 4e-3]
+[scale.full]`, want: []string{
+			"train.lr=0.0005 train.epochs=7", "train.lr=0.0005 train.epochs=9", "train.lr=0.002 train.epochs=7",
+			"train.lr=0.002 train.epochs=9", "train.lr=0.004 train.epochs=7", "train.lr=0.004 train.epochs=9"}},
+		{name: "a scale's grid leaves other scales alone", scale: "full", src: `
+[grid]
+"train.lr" = [1e-4, 2e-4]
+[scale.quick.grid]
+"train.lr" = [5e-4]
+[scale.full]`, want: []string{"train.lr=0.0001", "train.lr=0.0002"}},
 		{name: "--set applies to every run", src: `
 [grid]
 "train.epochs" = [7, 9]`, sets: []string{"train.lr=5e-4"}, want: []string{"train.epochs=7", "train.epochs=9"}},
@@ -224,6 +241,19 @@ func TestLoadErrorCases(t *testing.T) {
 		{"error only at one scale", `[scale.quick]
 "train.lr" = 2
 [scale.full]`, "testdata/sweep.toml:4: train.lr: must be < 1, got 2 (at --scale quick)"},
+		{"scale grid adds an axis", `[grid]
+"train.lr" = [1e-4]
+[scale.quick.grid]
+"train.epochs" = [1, 2]`, "testdata/sweep.toml:6: train.epochs: not an axis of [grid]; [scale.quick.grid] gives new values to [grid]'s axes at this scale, it cannot add one"},
+		{"scale grid value checked at its line", `[grid]
+"train.lr" = [1e-4]
+[scale.quick.grid]
+"train.lr" = [1e-4,
+  -1]`, "testdata/sweep.toml:7: train.lr: must be > 0, got -1"},
+		{"scale grid single value", `[grid]
+"train.lr" = [1e-4]
+[scale.quick.grid]
+"train.lr" = 1e-3`, "testdata/sweep.toml:6: train.lr: must be a list of values in [scale.quick.grid], got float 0.001 (put single values in [set])"},
 		{"config table at the top level", `[train]
 lr = 1e-3`, "testdata/sweep.toml:3: train: config keys go in [set], [grid], [[zip]], [[case]] or [scale.NAME]"},
 		{"top-level key after a table", `[[case]]
