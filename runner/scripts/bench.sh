@@ -202,8 +202,9 @@ print("|---|---|---|---|---|---|---|---|---|---|---|")
 def ratio(go, py):
     return " | ".join(f"{a / b:.2f}×" for a, b in zip(go, py))
 
+figures_by_round = {}
 for r in range(1, rounds + 1):
-    figures = {}
+    figures = figures_by_round[r] = {}
     for prec in precisions:
         for lay in layouts:
             v = f"{prec}-{lay}"
@@ -226,4 +227,22 @@ for r in range(1, rounds + 1):
             go, py = figures[f"bf16-{lay}"][0], figures["fp32-nchw"][1]
             print(f"| {r} | bf16/fp32 | {lay} | Go bf16 / PyTorch fp32 nchw | | {ratio(go[:1], py[:1])} | | {ratio(go[1:], py[1:])} |")
 print("\nGo/PyTorch: above 1 is Go faster for images/s, Go slower (or larger) for seconds and memory.")
+
+# The issue's targets read across rounds: Go at least as fast as PyTorch in every round, and a
+# round-to-round spread (max/min - 1) no wider than PyTorch's. Speed ratios here are all "Go's
+# speed over PyTorch's" (above 1 is Go faster), for seconds as for images/s.
+measures = (("train images/s", 0, True), ("DDPM s/step", 2, False), ("DDIM-50 s", 4, False))
+print(f"\nAcross the {rounds} round(s): each side's range and spread (max/min − 1), and Go's speed over PyTorch's by round.\n")
+print("| precision | layout | measure | Go range (spread) | PyTorch range (spread) | Go speed / PyTorch speed, by round | rounds Go ≥ 1.0× |")
+print("|---|---|---|---|---|---|---|")
+for prec in precisions:
+    for lay in layouts:
+        v = f"{prec}-{lay}"
+        rows = [figures_by_round[r][v] for r in range(1, rounds + 1)]
+        for name, i, higher_better in measures:
+            go, py = [g[i] for g, _ in rows], [p[i] for _, p in rows]
+            speed = [a / b if higher_better else b / a for a, b in zip(go, py)]
+            span = lambda xs: f"{min(xs):.3g}–{max(xs):.3g} ({100 * (max(xs) / min(xs) - 1):.0f}%)"
+            print(f"| {prec} | {lay} | {name} | {span(go)} | {span(py)} | {', '.join(f'{x:.2f}×' for x in speed)} "
+                  f"| {sum(x >= 1 for x in speed)} of {len(speed)} |")
 PY
