@@ -18,7 +18,7 @@ const seedKey = "seed"
 // one run when the sweep has no seeds. The table shows one row per setting and the verdict
 // compares settings, so that seed-to-seed noise is never mistaken for a difference.
 type setting struct {
-	Label  string // the varied values except the seed: "train.lr=0.0002"; the run's short hash when nothing varies
+	Label  string // the varied values except the seed: "train.lr=0.0002"; the run's short hash when nothing varies; see shortenLabels
 	Values []kv   // the same, one pair per key
 	Sweep  string // the sweep it belongs to
 	Role   string // "A" or "B" on a compare page, "" on a sweep page
@@ -26,6 +26,7 @@ type setting struct {
 	color  color.Color
 	Runs   []*runView // in seed order
 	Seeded bool       // the sweep varies the seed, so the row folds its runs below it
+	short  bool       // Label names only the values that differ from the common ones (shortenLabels)
 }
 
 // done returns the setting's finished runs.
@@ -91,8 +92,57 @@ func groupSettings(sweep string, varied []string, runs []*runView) []*setting {
 		}
 		s.Runs = append(s.Runs, r)
 	}
+	shortenLabels(out)
 	paint(out)
 	return out
+}
+
+// shortLabelKeys is the number of varied keys from which a setting's label names only the
+// values that differ from the most common ones. A sweep of [[case]]s that each change one or
+// two keys then reads as what each case changes ("model.dropout=0.1"), not as nine keys'
+// values; the table still shows every key.
+const shortLabelKeys = 4
+
+// commonLabel is the short label of the setting that has the most common value of every key:
+// in a sweep of cases, the baseline.
+const commonLabel = "the common values"
+
+// shortenLabels gives the settings, and their runs, short labels when they vary shortLabelKeys
+// keys or more.
+// Two settings never get the same label: they differ in some key, and a value that is not the
+// most common one is named.
+func shortenLabels(settings []*setting) {
+	if len(settings) < 2 || len(settings[0].Values) < shortLabelKeys {
+		return
+	}
+	common := make([]string, len(settings[0].Values))
+	for i := range common {
+		counts := map[string]int{}
+		for _, s := range settings {
+			v := s.Values[i].Value
+			if counts[v]++; counts[v] > counts[common[i]] {
+				common[i] = v // a tie keeps the value seen first
+			}
+		}
+	}
+	for _, s := range settings {
+		var parts []string
+		for i, v := range s.Values {
+			if v.Value != common[i] {
+				parts = append(parts, v.Key+"="+v.Value)
+			}
+		}
+		s.Label, s.short = strings.Join(parts, ", "), true
+		if s.Label == "" {
+			s.Label = commonLabel
+		}
+		for _, r := range s.Runs { // grid captions and run pages say the same
+			r.Label = s.Label
+			if s.Seeded {
+				r.Label += ", " + seedKey + "=" + r.varied[seedKey]
+			}
+		}
+	}
 }
 
 // paint gives the i-th setting, and its runs, the i-th chart colour.

@@ -214,8 +214,8 @@ func shareChart(title string, settings []*setting, tick func(*setting) string) (
 	return render(p)
 }
 
-// tickLabel is a setting's label on a chart axis: its varied values without the key names,
-// prefixed by its role ("A", "B") on compare pages.
+// tickLabel is a setting's label on a chart axis: its varied values without the key names (or
+// its short label, which needs them), prefixed by its role ("A", "B") on compare pages.
 func tickLabel() func(*setting) string {
 	return func(s *setting) string {
 		var vals []string
@@ -223,7 +223,7 @@ func tickLabel() func(*setting) string {
 			vals = append(vals, v.Value)
 		}
 		l := strings.Join(vals, ", ")
-		if l == "" {
+		if l == "" || s.short {
 			l = s.Label
 		}
 		if s.Role != "" {
