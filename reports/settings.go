@@ -99,7 +99,7 @@ func groupSettings(sweep string, varied []string, runs []*runView) []*setting {
 
 // shortLabelKeys is the number of varied keys from which a setting's label names only the
 // values that differ from the most common ones. A sweep of [[case]]s that each change one or
-// two keys then reads as what each case changes ("model.dropout=0.1"), not as nine keys'
+// two keys then reads as what each case changes ("model.dropout=0.1", "a=1 + b=2"), not as nine keys'
 // values; the table still shows every key.
 const shortLabelKeys = 4
 
@@ -132,7 +132,7 @@ func shortenLabels(settings []*setting) {
 				parts = append(parts, v.Key+"="+v.Value)
 			}
 		}
-		s.Label, s.short = strings.Join(parts, ", "), true
+		s.Label, s.short = strings.Join(parts, " + "), true // "a + b": a case that changes two keys
 		if s.Label == "" {
 			s.Label = commonLabel
 		}

@@ -31,7 +31,7 @@ func TestShortenLabels(t *testing.T) {
 				run("loss", "none", "lr_schedule", "constant", "ema", "0.995", "prediction", "v"),
 				run("loss", "min_snr", "lr_schedule", "cosine", "ema", "0.9999", "prediction", "eps"),
 			},
-			want: []string{commonLabel, "loss=min_snr", "prediction=v", "loss=min_snr, lr_schedule=cosine, ema=0.9999"},
+			want: []string{commonLabel, "loss=min_snr", "prediction=v", "loss=min_snr + lr_schedule=cosine + ema=0.9999"},
 		},
 		{
 			name:   "a tie keeps the value seen first as the common one",
@@ -40,7 +40,7 @@ func TestShortenLabels(t *testing.T) {
 				run("loss", "a", "lr_schedule", "c", "ema", "e", "prediction", "p"),
 				run("loss", "b", "lr_schedule", "d", "ema", "f", "prediction", "q"),
 			},
-			want: []string{commonLabel, "loss=b, lr_schedule=d, ema=f, prediction=q"},
+			want: []string{commonLabel, "loss=b + lr_schedule=d + ema=f + prediction=q"},
 		},
 		{
 			name:   "seeded runs keep their seed",
