@@ -99,8 +99,8 @@ func groupSettings(sweep string, varied []string, runs []*runView) []*setting {
 
 // shortLabelKeys is the number of varied keys from which a setting's label names only the
 // values that differ from the most common ones. A sweep of [[case]]s that each change one or
-// two keys then reads as what each case changes ("model.dropout=0.1", "a=1 + b=2"), not as nine keys'
-// values; the table still shows every key.
+// two keys then reads as what each case changes ("model.dropout=0.1", "a=1 + b=2"), not as
+// nine keys' values; the table still shows every key.
 const shortLabelKeys = 4
 
 // commonLabel is the short label of the setting that has the most common value of every key:
@@ -108,9 +108,8 @@ const shortLabelKeys = 4
 const commonLabel = "the common values"
 
 // shortenLabels gives the settings, and their runs, short labels when they vary shortLabelKeys
-// keys or more.
-// Two settings never get the same label: they differ in some key, and a value that is not the
-// most common one is named.
+// keys or more. Two settings never get the same label: they differ in some key, and a value
+// that is not the most common one is named.
 func shortenLabels(settings []*setting) {
 	if len(settings) < 2 || len(settings[0].Values) < shortLabelKeys {
 		return

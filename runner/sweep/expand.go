@@ -261,6 +261,7 @@ func (s *Sweep) size() (int, error) {
 	return n, nil
 }
 
+// sizeAt is size at one scale.
 func (s *Sweep) sizeAt(scale string) (int, error) {
 	n := 0
 	if dims := s.dims(scale); len(dims) > 0 {
