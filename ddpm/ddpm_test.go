@@ -551,7 +551,7 @@ func checkRecoversPointMass(t *testing.T, s *Schedule, kind string, sampler Samp
 	t.Helper()
 	xT, _ := NoiseFor(1, 2, 1, 4, 4, gotch.CPU)
 	ManualSeed(2)
-	res, err := sample(pointMass{sched: s, x: 0.3}, sampler, xT, SampleOptions{})
+	res, err := sample(pointMass{sched: s, x: 0.3}, nil, sampler, xT, SampleOptions{})
 	xT.MustDrop()
 	if err != nil {
 		t.Fatal(err)

@@ -141,6 +141,10 @@ func alphaCumprodAt(s *Schedule, t int) float64 {
 type SampleOptions struct {
 	Labels   []int64 // class per image for a conditional model; nil for unconditional
 	Guidance float64 // classifier-free guidance scale w; 0 = the conditional prediction alone
+	// AutoGuide, if set, guides the model with a weaker version of itself (autoguidance, see
+	// autoGuidedNoise) at scale AutoGuidance; it must share the model's timesteps and classes.
+	AutoGuide    *Model
+	AutoGuidance float64
 	// KeepFrames lists timesteps whose x_t (after the step, so x_{t−1}) is kept as a frame; a
 	// -1 entry keeps the final x_0.
 	KeepFrames map[int]bool
@@ -184,7 +188,14 @@ type SampleResult struct {
 // Sample runs the reverse process from the start noise xT (B,C,H,W) to x_0 with gradient
 // tracking off. Every tensor made per step is freed before the next.
 func Sample(model *Model, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
-	return sample(model, sampler, xT, opts)
+	var guide noisePredictor
+	if opts.AutoGuide != nil {
+		if g, m := opts.AutoGuide.numClasses(), model.numClasses(); g != m {
+			return nil, fmt.Errorf("autoguidance: the guiding model has %d classes, the model %d", g, m)
+		}
+		guide = opts.AutoGuide
+	}
+	return sample(model, guide, sampler, xT, opts)
 }
 
 // noisePredictor is what the sampling loop needs of a model: ε̂ for a batch (with guidance), and
@@ -196,7 +207,9 @@ type noisePredictor interface {
 
 func (m *Model) numClasses() int { return m.Net.Config.NumClasses }
 
-func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
+// sample is Sample for any noise predictor; guide, if not nil, autoguides model at
+// opts.AutoGuidance.
+func sample(model, guide noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOptions) (*SampleResult, error) {
 	res := &SampleResult{Frames: map[int][]float32{}}
 	err := NoGrad(func() error {
 		device, err := xT.Device()
@@ -235,6 +248,9 @@ func sample(model noisePredictor, sampler Sampler, xT *ts.Tensor, opts SampleOpt
 			var s scope
 			tt := s.fromInt64(repeatInt64(int64(t), batch), device)
 			eps := model.guidedNoise(&s, x, tt, labels, opts.Guidance)
+			if guide != nil {
+				eps = autoGuidedNoise(&s, eps, guide.guidedNoise(&s, x, tt, labels, opts.Guidance), opts.AutoGuidance)
+			}
 			prev, predX0 := sampler.Step(&s, i, eps, x)
 			if s.err != nil {
 				s.drop()

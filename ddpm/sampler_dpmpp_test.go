@@ -242,7 +242,7 @@ func sampleGaussian(t *testing.T, g gaussianData, name, spacing string, steps in
 	}
 	defer xT.MustDrop()
 	ManualSeed(torchSeed)
-	res, err := sample(g, sampler, xT, opts)
+	res, err := sample(g, nil, sampler, xT, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestDPMSolverFreesTensors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		sampler, _ := NewSpacedSampler(name, LogSNR, sched, 20, 0, false)
 		xT, _ := NoiseFor(5, 1, 1, 8, 8, gotch.CPU)
-		_, err := sample(g, sampler, xT, SampleOptions{Context: ctx, Progress: func(done, _ int) {
+		_, err := sample(g, nil, sampler, xT, SampleOptions{Context: ctx, Progress: func(done, _ int) {
 			if done == 5 {
 				cancel()
 			}

@@ -33,7 +33,7 @@ func TestSampleOnFrame(t *testing.T) {
 			xT, _ := NoiseFor(1, 2, 1, 4, 4, gotch.CPU)
 			defer xT.MustDrop()
 			var frames []StepFrame
-			res, err := sample(pointMass{sched: s, x: 0.3}, sampler, xT, SampleOptions{
+			res, err := sample(pointMass{sched: s, x: 0.3}, nil, sampler, xT, SampleOptions{
 				FrameEvery: tc.every,
 				OnFrame:    func(f StepFrame) error { frames = append(frames, f); return nil },
 			})
@@ -77,7 +77,7 @@ func TestSampleOnFrameStops(t *testing.T) {
 	defer xT.MustDrop()
 	stop := errors.New("client gone")
 	calls := 0
-	_, err = sample(pointMass{sched: s, x: 0.3}, sampler, xT, SampleOptions{
+	_, err = sample(pointMass{sched: s, x: 0.3}, nil, sampler, xT, SampleOptions{
 		FrameEvery: 2,
 		OnFrame: func(f StepFrame) error {
 			calls++
