@@ -89,7 +89,7 @@ func runSample(ctx context.Context, e *env, args []string) error {
 		*out = st.Path(hash, "samples")
 	}
 	fmt.Fprintf(e.stderr, "sampling %d images from run %s with %s (%d steps, %s spacing)…\n", *n, store.Short(hash), cfg.Sample.Sampler, max(cfg.Sample.Steps, 0), cfg.Sample.Spacing)
-	res, err := job.Sample(ctx, job.SampleRequest{Run: opened, Config: cfg, Seed: *seed, Classes: classes, ShowIntermediate: *show, Out: *out})
+	res, err := job.Sample(ctx, job.SampleRequest{Run: opened, Config: cfg, Seed: *seed, Classes: classes, ShowIntermediate: *show, Out: *out, Store: st})
 	if note := opened.SkippedNote(); note != "" {
 		fmt.Fprintln(e.stderr, note)
 	}

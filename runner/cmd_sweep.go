@@ -274,6 +274,9 @@ func estimateSeconds(st *store.Store, plan *sweep.Plan, todo []executor.Job) flo
 		if cfg.Model.Conditional && cfg.Sample.Guidance > 0 {
 			passes = 2 // classifier-free guidance: with and without the class
 		}
+		if cfg.Sample.AutoGuidance > 0 {
+			passes *= 2 // autoguidance: the model and its guide
+		}
 		sampled := grids*float64(cfg.Sample.NumImages) + float64(cfg.Eval.NumSamples)
 		// A sampling step costs about a third of a training step on the same images.
 		total += images/speed + sampled*float64(steps)*passes/(3*speed)

@@ -100,6 +100,10 @@ type Train struct {
 	// Precision is the arithmetic of the U-Net's convolutions and matrix products while
 	// training: "fp32" | "bf16" (mixed precision: the weights and Adam's moments stay fp32).
 	Precision string `toml:"precision" canonical:"omitdefault"`
+	// SnapshotSteps lists optimizer steps ("282" or "141,282") at which the weights are kept
+	// in snapshots/, for sampling-only runs guided by them (sample.guide_step). A run guided by
+	// its own snapshot keeps that one whether it is listed or not.
+	SnapshotSteps string `toml:"snapshot_steps" list:"set" canonical:"omitdefault"`
 }
 
 // Sample sets how the final images are generated.
@@ -120,6 +124,17 @@ type Sample struct {
 	// sampled and evaluated, with no training. Its data, model, diffusion and train settings
 	// are the source run's.
 	FromRun string `toml:"from_run"`
+	// AutoGuidance is the weight w of autoguidance (Karras et al. 2024): ε̂ = (1 + w)·ε_θ −
+	// w·ε_guide, where the guide is a weaker model of the same data, the final weights of
+	// GuideRun; 0 = off. It needs no class label.
+	AutoGuidance float64 `toml:"autoguidance" canonical:"omitdefault"`
+	// GuideRun is the hash of the trained run that guides (any unique prefix in a file; stored as
+	// the full hash): a smaller or shorter-trained model of the same data and schedule.
+	GuideRun string `toml:"guide_run" canonical:"omitdefault"`
+	// GuideStep > 0 guides with the weights at that training step instead of the final ones:
+	// GuideRun's snapshot (train.snapshot_steps there), or, when GuideRun is "", the sampled
+	// run's own, which a training run keeps in snapshots/ as it passes that step.
+	GuideStep int `toml:"guide_step" canonical:"omitdefault"`
 }
 
 // Eval sets the quality metrics.

@@ -13,6 +13,8 @@ import (
 const (
 	MaxTimesteps = 100_000
 	MaxNumImages = 4096
+	// MaxAutoGuidance bounds sample.autoguidance; Karras et al. 2024 find the best w below 2.
+	MaxAutoGuidance = 20
 )
 
 // Datasets, Schedules, Samplers, Spacings and Devices list the accepted values of the string keys.
@@ -113,6 +115,24 @@ func (c Config) Validate() error {
 		e.add("sample.guidance", "must be >= 0, got %s", formatFloat(s.Guidance))
 	} else if s.Guidance > 0 && !m.Conditional && s.FromRun == "" {
 		e.add("sample.guidance", "needs model.conditional = true (got guidance %s on an unconditional model)", formatFloat(s.Guidance))
+	}
+
+	if !(s.AutoGuidance >= 0 && s.AutoGuidance <= MaxAutoGuidance) {
+		e.add("sample.autoguidance", "must be in [0, %g] (0 = off), got %s", float64(MaxAutoGuidance), formatFloat(s.AutoGuidance))
+	} else if s.AutoGuidance > 0 && s.GuideRun == "" && s.GuideStep == 0 {
+		e.add("sample.autoguidance", "needs a guide: sample.guide_run (a weaker run of the same data) or sample.guide_step (a snapshot of this run's own training) (got autoguidance %s)", formatFloat(s.AutoGuidance))
+	}
+	if s.GuideRun != "" {
+		if store.CheckPrefix(s.GuideRun) != nil {
+			e.add("sample.guide_run", "must be a run hash (4 to 64 hex digits, see `runner list`), got %q", s.GuideRun)
+		} else if s.AutoGuidance == 0 {
+			e.add("sample.guide_run", "is only used with sample.autoguidance > 0; set both or neither")
+		}
+	}
+	if s.GuideStep < 0 {
+		e.add("sample.guide_step", "must be >= 0 (0 = the guide's final weights), got %d", s.GuideStep)
+	} else if s.GuideStep > 0 && s.AutoGuidance == 0 {
+		e.add("sample.guide_step", "is only used with sample.autoguidance > 0; set both or neither")
 	}
 
 	if n := c.Eval.NumSamples; n != 0 && n < 10 {

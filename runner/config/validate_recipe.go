@@ -145,6 +145,16 @@ func (c Config) validateTrainRecipe(e *ErrorList) {
 	}
 	atLeast(e, "train.ema_every", t.EMAEvery, 1)
 	atLeast(e, "train.ema_start", t.EMAStart, 0)
+	if checkList(e, "train.snapshot_steps", t.SnapshotSteps, true) {
+		steps, _ := IntList(t.SnapshotSteps)
+		for i, step := range steps {
+			if step < 1 {
+				e.add("train.snapshot_steps", "steps must be >= 1, got %d", step)
+			} else if i > 0 && steps[i-1] == step {
+				e.add("train.snapshot_steps", "step %d is listed twice", step)
+			}
+		}
+	}
 }
 
 // checkList reports whether the list key's value parses and is in its canonical spelling

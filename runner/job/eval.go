@@ -78,7 +78,7 @@ func (r *run) evaluate(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mo
 				requested = append(requested, i%model.Net.Config.NumClasses)
 			}
 		}
-		batch := &run{Options: r.Options, cfg: cfg, device: r.device, shape: r.shape, noiseSeed: evalSeed + int64(done), classes: labels,
+		batch := &run{Options: r.Options, cfg: cfg, device: r.device, shape: r.shape, noiseSeed: evalSeed + int64(done), classes: labels, guide: r.guide,
 			phase: fmt.Sprintf("eval images %d-%d of %d:", done+1, done+b, n)}
 		res, _, _, err := batch.sample(ctx, sched, model, b, nil)
 		if err != nil {

@@ -93,6 +93,9 @@ type run struct {
 	noiseSeed int64
 	classes   []int64
 
+	// guide is the bad model of autoguidance (sample.autoguidance, guide.go); nil when off.
+	guide *ddpm.Model
+
 	lastPhaseReport time.Time
 	phase           string // set while sampling outside training, for progress lines
 }
@@ -206,6 +209,9 @@ func (r *run) execute(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.loadGuide(r.Store, opened); err != nil {
+		return err
+	}
 	sampleSeconds, samplerName, err := r.finalSamples(ctx, sched, sampling)
 	if err != nil {
 		return err
@@ -309,6 +315,10 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model,
 	batchSize := cfg.Train.BatchSize
 	batches := (n + batchSize - 1) / batchSize
 	tr.Config.TotalSteps = int64(cfg.Train.Epochs) * int64(batches) // what lr_schedule decays over
+	snapshots, err := snapshotSteps(cfg, tr.Config.TotalSteps)
+	if err != nil {
+		return 0, err
+	}
 	trainStart := time.Now()
 	lastReport := time.Time{}
 	for epoch := startEpoch; epoch <= cfg.Train.Epochs; epoch++ {
@@ -328,6 +338,11 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model,
 			if err != nil {
 				r.saveMetrics()
 				return 0, err
+			}
+			if snapshots[tr.Steps()] {
+				if err := tr.SaveCheckpoint(SnapshotDir(r.dir, int(tr.Steps())), epoch-1, b+1); err != nil {
+					return 0, fmt.Errorf("snapshot at step %d: %w", tr.Steps(), err)
+				}
 			}
 			images += min((b+1)*batchSize, n) - b*batchSize
 			sum, count = sum+loss, count+1

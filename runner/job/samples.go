@@ -59,11 +59,21 @@ func (r *run) sample(ctx context.Context, sched *ddpm.Schedule, model *ddpm.Mode
 	ddpm.ManualSeed(seed)
 	start := time.Now()
 	opts := ddpm.SampleOptions{Labels: labels, Guidance: cfg.Sample.Guidance, KeepFrames: keep, Context: ctx}
+	if r.guide != nil {
+		if err := r.guide.SetSchedule(sched); err != nil {
+			return nil, 0, "", err
+		}
+		opts.AutoGuide, opts.AutoGuidance = r.guide, cfg.Sample.AutoGuidance
+	}
 	if r.phase != "" {
 		opts.Progress = func(done, total int) { r.reportPhase(r.phase, done, total) }
 	}
 	res, err := ddpm.Sample(model, sampler, xT, opts)
-	return res, time.Since(start).Seconds(), sampler.Name(), err
+	name := sampler.Name()
+	if r.guide != nil {
+		name += fmt.Sprintf(" + autoguidance w=%g", cfg.Sample.AutoGuidance) // twice the network evaluations
+	}
+	return res, time.Since(start).Seconds(), name, err
 }
 
 // finalSamples writes samples/final.png and the denoising strip and GIF.

@@ -26,6 +26,7 @@ type SampleRequest struct {
 	Classes          []int64       // class per image for conditional models; nil = one row per class
 	ShowIntermediate bool          // also write the denoising strip and GIF
 	Out              string        // output folder
+	Store            *store.Store  // the store of Run, where sample.guide_run is found for autoguidance
 }
 
 // SampleResult says what was written.
@@ -59,6 +60,9 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 	}
 	out.Weights = weights
 	r := &run{cfg: cfg, dir: req.Out, device: device, shape: req.Run.shape, noiseSeed: req.Seed, classes: req.Classes}
+	if err := r.loadGuide(req.Store, req.Run); err != nil {
+		return out, err
+	}
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return out, err
 	}
@@ -181,6 +185,9 @@ func Evaluate(ctx context.Context, opts Options, n int) (store.Summary, error) {
 	}
 	model, weights, err := opened.Model(cfg, r.device)
 	if err != nil {
+		return summary, err
+	}
+	if err := r.loadGuide(opts.Store, opened); err != nil {
 		return summary, err
 	}
 	if err := r.evaluate(ctx, sched, model, weights, &summary); err != nil {
