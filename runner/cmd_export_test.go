@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -429,15 +430,7 @@ func TestExportMatchesPyTorch(t *testing.T) {
 
 		// The grid: 2×2 images of 28 pixels with 2-pixel gaps and border; pixel (r, c) of image
 		// k is round((x_0 + 1)·127.5).
-		f, err := os.Open(grid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := png.Decode(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := readPNG(t, grid)
 		if b := img.Bounds(); b.Dx() != 62 || b.Dy() != 62 {
 			t.Fatalf("grid is %dx%d, want 62x62", b.Dx(), b.Dy())
 		}
@@ -450,4 +443,19 @@ func TestExportMatchesPyTorch(t *testing.T) {
 			}
 		}
 	})
+}
+
+// readPNG decodes the PNG file at path.
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

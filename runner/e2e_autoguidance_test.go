@@ -4,7 +4,6 @@ package main
 
 import (
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,15 +22,7 @@ func TestE2EAutoGuidance(t *testing.T) {
 	needTraining(t)
 	w := newWorkspace(t)
 	cfg := writeTinyConfig(t, w.dir, 64, 1) // 2 steps of batch 32
-	res := run(t, w.dir, "run", cfg, "--store", w.root, "--set", "train.snapshot_steps=[1]")
-	if res.code != 0 {
-		t.Fatalf("run: %s", res)
-	}
-	hashes, err := w.st.Hashes()
-	if err != nil || len(hashes) != 1 {
-		t.Fatalf("store has runs %v (%v), want 1", hashes, err)
-	}
-	trained := hashes[0]
+	trained, _ := w.runOne(t, cfg, "--set", "train.snapshot_steps=[1]")
 	w.checkDone(t, trained, 2)
 	if _, err := os.Stat(filepath.Join(job.SnapshotDir(w.st.RunDir(trained), 1), "state.json")); err != nil {
 		t.Fatalf("no snapshot at step 1: %v", err)
@@ -98,16 +89,7 @@ func TestE2EAutoGuidance(t *testing.T) {
 // grid decodes a run's samples/final.png.
 func (w *workspace) grid(t *testing.T, hash string) image.Image {
 	t.Helper()
-	f, err := os.Open(w.st.Path(hash, "samples/final.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return readPNG(t, w.st.Path(hash, "samples/final.png"))
 }
 
 // maxPixelDiff is the largest difference of 8-bit grey levels between two images of one size.

@@ -63,15 +63,8 @@ func TestE2ERecipeQualityFloor(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(guardConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := run(t, w.dir, "run", cfg, "--store", w.root)
-	if res.code != 0 {
-		t.Fatalf("run: %s", res)
-	}
-	hashes, err := w.st.Hashes()
-	if err != nil || len(hashes) != 1 {
-		t.Fatalf("store has runs %v (%v), want 1", hashes, err)
-	}
-	sum, err := w.st.ReadSummary(hashes[0])
+	hash, _ := w.runOne(t, cfg)
+	sum, err := w.st.ReadSummary(hash)
 	if err != nil {
 		t.Fatal(err)
 	}

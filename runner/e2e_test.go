@@ -739,13 +739,11 @@ threads = 1
 	return path
 }
 
-// TestE2ERerunVerify trains one run with `runner run` and retrains it with `rerun --verify`:
-// the per-step losses are identical.
-func TestE2ERerunVerify(t *testing.T) {
-	needTraining(t)
-	w := newWorkspace(t)
-	cfg := writeTinyConfig(t, w.dir, 64, 1)
-	res := run(t, w.dir, "run", cfg, "--store", w.root)
+// runOne is `runner run cfg --store S [extra...]` into a store that holds no run yet: it fails
+// the test unless the command succeeds and leaves exactly one run, whose hash it returns.
+func (w *workspace) runOne(t *testing.T, cfg string, extra ...string) (string, result) {
+	t.Helper()
+	res := run(t, w.dir, append([]string{"run", cfg, "--store", w.root}, extra...)...)
 	if res.code != 0 {
 		t.Fatalf("run: %s", res)
 	}
@@ -753,7 +751,16 @@ func TestE2ERerunVerify(t *testing.T) {
 	if err != nil || len(hashes) != 1 {
 		t.Fatalf("store has runs %v (%v), want 1", hashes, err)
 	}
-	hash := hashes[0]
+	return hashes[0], res
+}
+
+// TestE2ERerunVerify trains one run with `runner run` and retrains it with `rerun --verify`:
+// the per-step losses are identical.
+func TestE2ERerunVerify(t *testing.T) {
+	needTraining(t)
+	w := newWorkspace(t)
+	cfg := writeTinyConfig(t, w.dir, 64, 1)
+	hash, res := w.runOne(t, cfg)
 	w.checkDone(t, hash, 2)
 	if !strings.Contains(res.stdout, "status:       done") || !strings.Contains(res.stdout, w.st.Path(hash, "samples/final.png")) {
 		t.Errorf("run should print its status and where the samples are:\n%s", res.stdout)

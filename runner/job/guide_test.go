@@ -1,10 +1,7 @@
 package job
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,19 +12,8 @@ import (
 // TestOpenGuide checks which runs may guide a config by autoguidance: a trained run of the same
 // data, schedule and labels; anything else is a *SourceError that names sample.guide_run.
 func TestOpenGuide(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	create := func(configTOML string) string {
-		t.Helper()
-		sum := sha256.Sum256([]byte(configTOML))
-		hash := hex.EncodeToString(sum[:])
-		if _, err := st.Create(hash, []byte(configTOML), []byte(configTOML)); err != nil {
-			t.Fatal(err)
-		}
-		return hash
-	}
+	st, createRun := testStore(t)
+	create := func(configTOML string) string { return createRun(configTOML, configTOML) }
 	small := create("[model]\nbase_channels = 16\n") // a smaller net of the same data: a guide
 	fashion := create("[data]\ndataset = \"fashion_mnist\"\n")
 	cosine := create("[diffusion]\nschedule = \"cosine\"\n")

@@ -15,19 +15,7 @@ import (
 // TestOpenRun checks how the opener resolves a sampling-only run's source, and the errors it
 // gives when sample.from_run names no trained run or the source has no checkpoint.
 func TestOpenRun(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "runs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	create := func(configTOML, canonical string) string {
-		t.Helper()
-		sum := sha256.Sum256([]byte(canonical))
-		hash := hex.EncodeToString(sum[:])
-		if _, err := st.Create(hash, []byte(configTOML), []byte(canonical)); err != nil {
-			t.Fatal(err)
-		}
-		return hash
-	}
+	st, create := testStore(t)
 	source := create("[data]\ndataset = \"fashion_mnist\"\n[diffusion]\nschedule = \"cosine\"\n", `{"a":1}`)
 	sampling := create("[sample]\nfrom_run = \""+store.Short(source)+"\"\n", `{"b":1}`)
 	samplesSampling := create("[sample]\nfrom_run = \""+sampling+"\"\n", `{"c":1}`)
@@ -81,4 +69,24 @@ func TestOpenRun(t *testing.T) {
 			t.Errorf("SkippedNote = %q, want %q", got, want)
 		}
 	})
+}
+
+// testStore is an empty store in a temporary folder, and a function that records a run in it
+// from its config.toml and canonical form (named by the SHA-256 of the canonical form), without
+// any training.
+func testStore(t *testing.T) (*store.Store, func(configTOML, canonical string) string) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "runs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, func(configTOML, canonical string) string {
+		t.Helper()
+		sum := sha256.Sum256([]byte(canonical))
+		hash := hex.EncodeToString(sum[:])
+		if _, err := st.Create(hash, []byte(configTOML), []byte(canonical)); err != nil {
+			t.Fatal(err)
+		}
+		return hash
+	}
 }
