@@ -10,9 +10,12 @@ import (
 // With exact predictors of two point masses, x_good and x_bad, autoguidance is itself the exact
 // predictor of a point mass: (1 + w)·(x − √ᾱ·x_g)/√(1 − ᾱ) − w·(x − √ᾱ·x_b)/√(1 − ᾱ) =
 // (x − √ᾱ·x*)/√(1 − ᾱ) with x* = (1 + w)·x_g − w·x_b. So every sampler must land on x*, the
-// good model's point moved away from the bad model's by w times their distance.
+// good model's point moved away from the bad model's by w times their distance. The guide's
+// extra tensors are freed every step: the live count is the same after step 5 as at the end
+// of the pass, and back where it started after it.
 func TestAutoGuidanceExtrapolatesAwayFromTheBadModel(t *testing.T) {
 	lockThread(t)
+	settleTensors(t)
 	s, _ := NewSchedule(Linear, 1000, 1e-4, 0.02)
 	const good, bad = 0.3, 0.1
 	for _, tc := range []struct {
@@ -28,13 +31,21 @@ func TestAutoGuidanceExtrapolatesAwayFromTheBadModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := (1+tc.w)*good - tc.w*bad
+		before := LiveTensors()
+		live := map[int]int{}
 		xT, _ := NoiseFor(1, 2, 1, 4, 4, gotch.CPU)
 		ManualSeed(2)
 		res, err := sample(pointMass{sched: s, x: good}, pointMass{sched: s, x: bad}, sampler, xT,
-			SampleOptions{AutoGuidance: tc.w})
+			SampleOptions{AutoGuidance: tc.w, Progress: func(done, _ int) { live[done] = LiveTensors() }})
 		xT.MustDrop()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if steps := len(sampler.Timesteps()); live[5] != live[steps-1] {
+			t.Errorf("%s, w = %g: %d live tensors after step 5, %d after step %d", sampler.Name(), tc.w, live[5], live[steps-1], steps-1)
+		}
+		if after := LiveTensors(); after != before {
+			t.Errorf("%s, w = %g: %d live tensors before sampling, %d after", sampler.Name(), tc.w, before, after)
 		}
 		for _, v := range res.Images {
 			if math.Abs(float64(v)-want) > 1e-3 {
