@@ -3,7 +3,6 @@ package job
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/sugarme/gotch"
 
@@ -20,17 +19,14 @@ import (
 // is the point. The guide's full hash is the returned run's Source. Errors about the guide
 // itself are *SourceError, the user's to fix.
 func OpenGuide(st *store.Store, cfg config.Config) (*OpenedRun, error) {
-	hash, err := st.Resolve(cfg.Sample.GuideRun)
+	hash, _, err := trainedRun(st, "sample.guide_run", cfg.Sample.GuideRun)
 	if err != nil {
-		return nil, &SourceError{fmt.Errorf("sample.guide_run = %q: %w", cfg.Sample.GuideRun, err)}
+		return nil, err
 	}
 	short := store.Short(hash)
 	guide, err := OpenRun(st, hash)
 	if err != nil {
 		return nil, fmt.Errorf("sample.guide_run = %s: %w", short, err)
-	}
-	if guide.Config.SamplingOnly() {
-		return nil, &SourceError{fmt.Errorf("sample.guide_run = %s is a sampling-only run; name the trained run it samples", short)}
 	}
 	g, c := guide.Config, cfg
 	switch {
@@ -89,29 +85,6 @@ func scheduleName(d config.Diffusion) string {
 	return fmt.Sprintf("%s (T = %d, β from %g to %g)", d.Schedule, d.Timesteps, d.BetaStart, d.BetaEnd)
 }
 
-// SnapshotDir is the folder of the weights snapshot that the run in runDir kept at optimizer
-// step (train.snapshot_steps): a checkpoint folder, as ddpm.Trainer.SaveCheckpoint writes one. It
-// is the one place the path is spelt.
-func SnapshotDir(runDir string, step int) string {
-	return filepath.Join(runDir, "snapshots", fmt.Sprintf("step_%06d", step))
-}
-
-// FindSnapshot points Checkpoint at the source's snapshot of step instead of its newest
-// checkpoint, once it is verified intact.
-func (o *OpenedRun) FindSnapshot(step int) error {
-	dir := SnapshotDir(o.SourceDir, step)
-	if _, err := ddpm.VerifyCheckpoint(dir); err != nil {
-		return &SourceError{fmt.Errorf("sample.guide_step = %d: run %s has no intact snapshot at that step (train.snapshot_steps = %q there): %w",
-			step, store.Short(o.Source), o.SourceConfig.Train.SnapshotSteps, err)}
-	}
-	shape, err := checkpointShape(dir)
-	if err != nil {
-		return err
-	}
-	o.Checkpoint, o.shape = dir, shape
-	return nil
-}
-
 // loadGuide sets r.guide to the bad model of autoguidance when r.cfg asks for it
 // (sample.autoguidance > 0): sample.guide_run's weights from st, or, without a guide_run, the
 // snapshot at sample.guide_step of sampled, the opened run whose weights are sampled. r.shape
@@ -142,30 +115,4 @@ func (r *run) loadGuide(st *store.Store, sampled *OpenedRun) error {
 	var err error
 	r.guide, err = guide.GuideModel(r.cfg, r.imageShape(), r.device)
 	return err
-}
-
-// snapshotSteps is the set of steps at which a training run keeps its weights: cfg's
-// train.snapshot_steps, and sample.guide_step when the run is guided by its own snapshot. Each
-// is checked against the run's last step before any training starts.
-func snapshotSteps(cfg config.Config, totalSteps int64) (map[int64]bool, error) {
-	steps, err := config.IntList(cfg.Train.SnapshotSteps)
-	if err != nil {
-		return nil, fmt.Errorf("train.snapshot_steps: %w", err)
-	}
-	keys := make([]string, len(steps))
-	for i := range keys {
-		keys[i] = "train.snapshot_steps"
-	}
-	if s := cfg.Sample; s.AutoGuidance > 0 && s.GuideRun == "" && s.GuideStep > 0 {
-		steps, keys = append(steps, s.GuideStep), append(keys, "sample.guide_step")
-	}
-	set := map[int64]bool{}
-	for i, step := range steps {
-		if int64(step) > totalSteps {
-			return nil, fmt.Errorf("%s: step %d is past the run's last step, %d (%d epochs of batch %d)",
-				keys[i], step, totalSteps, cfg.Train.Epochs, cfg.Train.BatchSize)
-		}
-		set[int64(step)] = true
-	}
-	return set, nil
 }

@@ -29,7 +29,7 @@ func TestOpenGuide(t *testing.T) {
 		{"other data", fashion, "was trained on fashion_mnist, this run on mnist"},
 		{"other schedule", cosine, "has the noise schedule cosine (T = 1000, β from 0.0001 to 0.02), this run linear"},
 		{"other labels", conditional, "model.conditional is true there and false here"},
-		{"sampling-only", sampling, "is a sampling-only run"},
+		{"sampling-only", sampling, "is itself a sampling-only run"},
 		{"unknown", "ffffffffffff", `sample.guide_run = "ffffffffffff"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

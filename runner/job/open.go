@@ -65,24 +65,36 @@ func OpenConfig(st *store.Store, hash string, cfg config.Config) (*OpenedRun, er
 		}
 		return o, nil
 	}
-	source, err := st.Resolve(cfg.Sample.FromRun)
+	source, sourceCfg, err := trainedRun(st, "sample.from_run", cfg.Sample.FromRun)
 	if err != nil {
-		return nil, &SourceError{fmt.Errorf("sample.from_run = %q: %w", cfg.Sample.FromRun, err)}
+		return nil, err
 	}
 	short := store.Short(source)
-	sourceCfg, err := ReadConfig(st, source)
-	if err != nil {
-		return nil, fmt.Errorf("sample.from_run = %s: %w", short, err)
-	}
-	if sourceCfg.SamplingOnly() {
-		return nil, &SourceError{fmt.Errorf("sample.from_run = %s is itself a sampling-only run; name the trained run it samples", short)}
-	}
 	cfg.Sample.FromRun = source
 	o.Config, o.Source, o.SourceDir, o.SourceConfig = cfg.WithSource(sourceCfg), source, st.RunDir(source), sourceCfg
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("sampling from run %s: %w", short, err)
 	}
 	return o, nil
+}
+
+// trainedRun resolves prefix, the value of the config key that names another run, to the full
+// hash of a trained run of st and reads its config. A prefix that names no run, or a run that
+// only samples, is a *SourceError naming the key.
+func trainedRun(st *store.Store, key, prefix string) (string, config.Config, error) {
+	hash, err := st.Resolve(prefix)
+	if err != nil {
+		return "", config.Config{}, &SourceError{fmt.Errorf("%s = %q: %w", key, prefix, err)}
+	}
+	short := store.Short(hash)
+	cfg, err := ReadConfig(st, hash)
+	if err != nil {
+		return "", config.Config{}, fmt.Errorf("%s = %s: %w", key, short, err)
+	}
+	if cfg.SamplingOnly() {
+		return "", config.Config{}, &SourceError{fmt.Errorf("%s = %s is itself a sampling-only run; name the trained run it samples", key, short)}
+	}
+	return hash, cfg, nil
 }
 
 // FindCheckpoint finds the source's newest intact checkpoint (LatestCheckpoint) and the image
