@@ -21,6 +21,31 @@ type Adam struct {
 
 	params []namedTensor
 	m, v   []namedTensor
+	flat   *adamBuffers // nil: one op per parameter (useFlatBuffers)
+}
+
+// adamBuffers are the flat buffers (flat.go) that the parameters, their gradients and the two
+// moments are views of; grad is nil until every parameter has a gradient.
+type adamBuffers struct{ param, grad, m, v *ts.Tensor }
+
+// useFlatBuffers lays the parameters (the model's own tensors, in place) and both moments out
+// in flat buffers, and the gradients too once they exist, so that Update and ZeroGrad make one
+// op per step instead of one per parameter. It returns the parameters' buffer.
+func (a *Adam) useFlatBuffers() (*ts.Tensor, error) {
+	param, err := flattenNamed(a.params)
+	if err != nil {
+		return nil, fmt.Errorf("adam: parameters: %w", err)
+	}
+	m, err := flattenNamed(a.m)
+	if err != nil {
+		return nil, fmt.Errorf("adam: first moments: %w", err)
+	}
+	v, err := flattenNamed(a.v)
+	if err != nil {
+		return nil, fmt.Errorf("adam: second moments: %w", err)
+	}
+	a.flat = &adamBuffers{param: param, m: m, v: v}
+	return param, nil
 }
 
 // NewAdam makes an optimizer over params with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8.
@@ -42,8 +67,21 @@ func (a *Adam) Update() error {
 	biasCorrection1 := 1 - math.Pow(a.Beta1, float64(a.Step)) // 1 − β1^t
 	biasCorrection2 := 1 - math.Pow(a.Beta2, float64(a.Step)) // 1 − β2^t
 	return NoGrad(func() error {
+		if a.flat != nil && a.flat.grad == nil {
+			grad, err := flattenGrads(a.params) // nil while some parameter has no gradient yet
+			if err != nil {
+				return fmt.Errorf("adam: gradients: %w", err)
+			}
+			a.flat.grad = grad
+		}
+		if a.flat != nil && a.flat.grad != nil {
+			if err := a.update(a.flat.param, a.flat.grad, a.flat.m, a.flat.v, biasCorrection1, biasCorrection2); err != nil {
+				return fmt.Errorf("adam step: %w", err)
+			}
+			return nil
+		}
 		for i, p := range a.params {
-			if err := a.updateOne(p.tensor, a.m[i].tensor, a.v[i].tensor, biasCorrection1, biasCorrection2); err != nil {
+			if err := a.updateParam(p.tensor, a.m[i].tensor, a.v[i].tensor, biasCorrection1, biasCorrection2); err != nil {
 				return fmt.Errorf("adam step for %s: %w", p.name, err)
 			}
 		}
@@ -51,7 +89,8 @@ func (a *Adam) Update() error {
 	})
 }
 
-func (a *Adam) updateOne(param, m, v *ts.Tensor, biasCorrection1, biasCorrection2 float64) error {
+// updateParam is update for one parameter, with the gradient stored on it.
+func (a *Adam) updateParam(param, m, v *ts.Tensor, biasCorrection1, biasCorrection2 float64) error {
 	var s scope
 	defer s.drop()
 	grad := s.do(param.Grad(false))
@@ -61,6 +100,13 @@ func (a *Adam) updateOne(param, m, v *ts.Tensor, biasCorrection1, biasCorrection
 	if defined, err := grad.Defined(); err != nil || !defined {
 		return err // a parameter the loss does not depend on
 	}
+	return a.update(param, grad, m, v, biasCorrection1, biasCorrection2)
+}
+
+// update applies Algorithm 1's step to param, in place, with its gradient and moments.
+func (a *Adam) update(param, grad, m, v *ts.Tensor, biasCorrection1, biasCorrection2 float64) error {
+	var s scope
+	defer s.drop()
 	// m_t = β1·m + (1 − β1)·g, as lerp(m, g, 1 − β1); written into m itself.
 	s.outInto(m, func(w *ts.Scalar) (*ts.Tensor, error) { return m.LerpScalarOut(m, grad, w, false) }, 1-a.Beta1)
 	// v_t = β2·v + (1 − β2)·g²
@@ -87,6 +133,21 @@ func (s *scope) outInto(dst *ts.Tensor, op func(*ts.Scalar) (*ts.Tensor, error),
 	w := ts.FloatScalar(weight)
 	defer w.MustDrop()
 	s.do(op(w))
+}
+
+// ZeroGrad sets every parameter's gradient to zero, in place (never to undefined, which would
+// detach the gradients from their flat buffer): one op when the gradients are flat.
+func (a *Adam) ZeroGrad() error {
+	if a.flat == nil || a.flat.grad == nil {
+		return zeroGrad(a.params)
+	}
+	var s scope
+	defer s.drop()
+	s.do(a.flat.grad.ZeroOut(a.flat.grad, false))
+	if s.err != nil {
+		return fmt.Errorf("zero grad: %w", s.err)
+	}
+	return nil
 }
 
 // zeroGrad sets every parameter's gradient to zero, in place.

@@ -39,6 +39,12 @@ var benchUNet = UNetConfig{ImageChannels: 1, BaseChannels: 64, TimeEmbDim: 256}
 // CPU.
 func benchSetup(b *testing.B, c Compute) (*Model, *Diffusion) {
 	b.Helper()
+	return benchSetupNet(b, c, benchUNet)
+}
+
+// benchSetupNet is benchSetup with the U-Net net.
+func benchSetupNet(b *testing.B, c Compute, net UNetConfig) (*Model, *Diffusion) {
+	b.Helper()
 	runtime.LockOSThread()
 	b.Cleanup(runtime.UnlockOSThread)
 	threads := runtime.NumCPU()
@@ -51,7 +57,7 @@ func benchSetup(b *testing.B, c Compute) (*Model, *Diffusion) {
 	}
 	SetNumThreads(threads)
 	ManualSeed(0)
-	model, err := NewModel(benchUNet, gotch.CPU)
+	model, err := NewModel(net, gotch.CPU)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,15 +98,21 @@ func benchTrainStep(b *testing.B, c Compute) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchSteps(b, tr, benchBatch)
+}
+
+// benchSteps times tr.Step on a batch of the given size after one untimed step, and reports
+// images/s and the peak resident memory.
+func benchSteps(b *testing.B, tr *Trainer, batch int64) {
 	// Uniform values in [-1, 1]: the data's content does not change the step's cost.
 	r := rand.New(rand.NewPCG(1, 2))
-	values := make([]float32, benchBatch*28*28)
+	values := make([]float32, batch*28*28)
 	for i := range values {
 		values[i] = 2*r.Float32() - 1
 	}
 	var s scope
 	defer s.drop()
-	x0 := s.fromFloat32(values, []int64{benchBatch, 1, 28, 28}, gotch.CPU)
+	x0 := s.fromFloat32(values, []int64{batch, 1, 28, 28}, gotch.CPU)
 	if s.err != nil {
 		b.Fatal(s.err)
 	}
@@ -114,10 +126,31 @@ func benchTrainStep(b *testing.B, c Compute) {
 		}
 		steps++
 	}
-	b.ReportMetric(float64(benchBatch*steps)/b.Elapsed().Seconds(), "images/s")
+	b.ReportMetric(float64(batch*int64(steps))/b.Elapsed().Seconds(), "images/s")
 	if mib := peakRSSMiB(); mib > 0 {
 		b.ReportMetric(mib, "MiB-peak-rss")
 	}
+}
+
+// BenchmarkTrainStepRecipe times Trainer.Step at the quick scales' recipe (RESULTS.md section 4):
+// base 32, time embedding 128, batch 16, Min-SNR-5, cosine lr, EMA with the power warm-up. At
+// this size a step is short enough that per-op overhead shows: compare with
+// BenchmarkTrainStepRecipePerTensor, the same step with one optimizer and EMA op per parameter.
+func BenchmarkTrainStepRecipe(b *testing.B) { benchTrainStepRecipe(b, false) }
+
+// BenchmarkTrainStepRecipePerTensor is BenchmarkTrainStepRecipe without the flat buffers of
+// flat.go: Adam, the EMA and zeroGrad loop over the 62 parameters.
+func BenchmarkTrainStepRecipePerTensor(b *testing.B) { benchTrainStepRecipe(b, true) }
+
+func benchTrainStepRecipe(b *testing.B, perTensor bool) {
+	const batch = 16
+	model, d := benchSetupNet(b, Compute{}, UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128})
+	tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-3, LRSchedule: LRCosine, WarmupSteps: 50, TotalSteps: 1 << 30,
+		LossWeighting: WeightingMinSNR, MinSNRGamma: 5, EMADecay: 0.9999, EMAPower: 0.75, perTensor: perTensor})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchSteps(b, tr, batch)
 }
 
 // BenchmarkSample64 times one reverse step of ancestral DDPM sampling (Algorithm 2: a U-Net

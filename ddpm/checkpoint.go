@@ -50,10 +50,18 @@ func (tr *Trainer) saveCheckpoint(dir string, epoch, epochStep int, hook func(st
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	// Each tensor is written from a copy with storage of its own: the live ones are views of
+	// flat buffers (flat.go), and libtorch would write a view's whole storage, shared by all.
 	var named []ts.NamedTensor
+	var s scope
+	defer s.drop()
 	add := func(prefix string, list []namedTensor) {
 		for _, p := range list {
-			named = append(named, ts.NamedTensor{Name: prefix + p.name, Tensor: p.tensor})
+			own := s.do(p.tensor.ZerosLike(false))
+			if !s.failed(own) {
+				s.err = copyInto(own, p.tensor)
+			}
+			named = append(named, ts.NamedTensor{Name: prefix + p.name, Tensor: own})
 		}
 	}
 	add("model.", tr.Model.params)
@@ -63,6 +71,9 @@ func (tr *Trainer) saveCheckpoint(dir string, epoch, epochStep int, hook func(st
 	if tr.EMA != nil {
 		add("ema.", tr.EMA.average)
 		state.HasEMA, state.EMAUpdates = true, tr.EMA.Updates
+	}
+	if s.err != nil {
+		return fmt.Errorf("checkpoint: copy tensors: %w", s.err)
 	}
 	stage := func(name string) {
 		if hook != nil {

@@ -31,6 +31,21 @@ type EMA struct {
 
 	params  []namedTensor // the live model's parameters
 	average []namedTensor // the averaged copies, same order
+	flat    *emaBuffers   // nil: one op per parameter (useFlatBuffers)
+}
+
+// emaBuffers are the flat buffers (flat.go) that the parameters and their averages are views of.
+type emaBuffers struct{ param, average *ts.Tensor }
+
+// useFlatBuffers lays the average out in one buffer; param is the buffer the parameters are
+// views of (Adam.useFlatBuffers). Updates are then one op instead of one per parameter.
+func (e *EMA) useFlatBuffers(param *ts.Tensor) error {
+	average, err := flattenNamed(e.average)
+	if err != nil {
+		return fmt.Errorf("ema: %w", err)
+	}
+	e.flat = &emaBuffers{param: param, average: average}
+	return nil
 }
 
 // NewEMA starts the average at the current parameter values.
@@ -64,6 +79,12 @@ func (e *EMA) CurrentDecay() float64 {
 // depends on step alone, so a resumed run updates on the same steps.
 func (e *EMA) AfterStep(step int64) error {
 	if step <= e.Start {
+		if e.flat != nil {
+			if err := copyInto(e.flat.average, e.flat.param); err != nil {
+				return fmt.Errorf("ema: copy: %w", err)
+			}
+			return nil
+		}
 		for i, p := range e.params {
 			if err := copyInto(e.average[i].tensor, p.tensor); err != nil {
 				return fmt.Errorf("ema: copy %s: %w", p.name, err)
@@ -84,11 +105,18 @@ func (e *EMA) Update() error {
 	return NoGrad(func() error {
 		var s scope
 		defer s.drop()
+		// θ_ema ← θ_ema + (1 − d)(θ − θ_ema) = d·θ_ema + (1 − d)·θ
+		lerp := func(avg, param *ts.Tensor) {
+			s.outInto(avg, func(w *ts.Scalar) (*ts.Tensor, error) { return avg.LerpScalarOut(avg, param, w, false) }, 1-d)
+		}
+		if e.flat != nil {
+			if lerp(e.flat.average, e.flat.param); s.err != nil {
+				return fmt.Errorf("ema update: %w", s.err)
+			}
+			return nil
+		}
 		for i, p := range e.params {
-			avg := e.average[i].tensor
-			// θ_ema ← θ_ema + (1 − d)(θ − θ_ema) = d·θ_ema + (1 − d)·θ
-			s.outInto(avg, func(w *ts.Scalar) (*ts.Tensor, error) { return avg.LerpScalarOut(avg, p.tensor, w, false) }, 1-d)
-			if s.err != nil {
+			if lerp(e.average[i].tensor, p.tensor); s.err != nil {
 				return fmt.Errorf("ema update of %s: %w", p.name, s.err)
 			}
 		}

@@ -8,6 +8,9 @@ void at_manual_seed(int64_t seed);
 void at_set_num_threads(int n_threads);
 int at_get_num_threads();
 int at_grad_set_enabled(int enabled);
+void at_free(void *t);
+void atg_set_source_tensor_storage_offset_(void **out, void *self, void *source, int64_t storage_offset,
+	int64_t *size_data, int size_len, int64_t *stride_data, int stride_len);
 */
 import "C"
 
@@ -16,8 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
-	_ "github.com/sugarme/gotch/ts"
+	"github.com/sugarme/gotch/ts"
 )
 
 // ManualSeed seeds libtorch's global random generators (CPU and CUDA), like torch.manual_seed.
@@ -45,6 +49,25 @@ func setGradEnabled(enabled bool) (prev bool, err error) {
 	default:
 		return false, errors.New("libtorch: could not set grad mode")
 	}
+}
+
+// setStorage makes t, in place, a view of source's storage: size elements laid out with stride,
+// from element offset on (libtorch's Tensor.set_(source, storage_offset, size, stride)). Every
+// handle to t sees the change, the parameter lists of layers and optimizers included, and t's
+// autograd state (requires_grad, grad) stays. gotch's SetSourceTensorStorageOffset_ does the
+// same but leaks t's old C handle; this frees the handle that set_ returns instead.
+func setStorage(t, source *ts.Tensor, offset int64, size, stride []int64) error {
+	if len(size) != len(stride) || len(size) == 0 {
+		return errors.New("setStorage: size and stride must have the same, non-zero, length")
+	}
+	var out unsafe.Pointer
+	C.atg_set_source_tensor_storage_offset_(&out, t.Ctensor(), source.Ctensor(), C.int64_t(offset),
+		(*C.int64_t)(unsafe.Pointer(&size[0])), C.int(len(size)), (*C.int64_t)(unsafe.Pointer(&stride[0])), C.int(len(stride)))
+	if err := ts.TorchErr(); err != nil {
+		return err
+	}
+	C.at_free(out)
+	return nil
 }
 
 // LibtorchDir is the folder of the libtorch this process loaded (found through

@@ -31,6 +31,8 @@ type TrainConfig struct {
 	EMAPower float64 // > 0: diffusers' power warm-up of the EMA decay
 	EMAEvery int64   // optimizer steps between EMA updates; ≤ 1 = every step
 	EMAStart int64   // optimizer steps before the EMA starts averaging
+
+	perTensor bool // tests: Adam and the EMA loop over the parameters instead of flat buffers
 }
 
 // Trainer runs the DDPM training step (Ho et al. 2020, Algorithm 1) with Adam and optional EMA.
@@ -50,12 +52,23 @@ func NewTrainer(model *Model, diffusion *Diffusion, cfg TrainConfig) (*Trainer, 
 	if err != nil {
 		return nil, err
 	}
+	var flatParams *ts.Tensor // the model's parameters become views of one buffer (flat.go)
+	if !cfg.perTensor {
+		if flatParams, err = adam.useFlatBuffers(); err != nil {
+			return nil, err
+		}
+	}
 	tr := &Trainer{Model: model, Diffusion: diffusion, Adam: adam, Config: cfg}
 	if cfg.EMADecay > 0 {
 		if tr.EMA, err = NewEMA(model.params, cfg.EMADecay, cfg.EMAWarmup); err != nil {
 			return nil, err
 		}
 		tr.EMA.Power, tr.EMA.Every, tr.EMA.Start = cfg.EMAPower, cfg.EMAEvery, cfg.EMAStart
+		if flatParams != nil {
+			if err := tr.EMA.useFlatBuffers(flatParams); err != nil {
+				return nil, err
+			}
+		}
 	}
 	switch cfg.LossWeighting {
 	case WeightingNone, "":
@@ -125,7 +138,7 @@ func (tr *Trainer) Step(x0, labels *ts.Tensor) (float64, error) {
 	}
 
 	// line 5, continued: take a gradient step
-	if err := zeroGrad(tr.Model.params); err != nil {
+	if err := tr.Adam.ZeroGrad(); err != nil {
 		return 0, err
 	}
 	if err := loss.Backward(); err != nil {
