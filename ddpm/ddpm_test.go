@@ -2,12 +2,12 @@ package ddpm
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/data/datatest"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -344,9 +344,9 @@ func TestGuidance(t *testing.T) {
 // mnistTrain loads the first n images of the local mnist-10k subset, or skips.
 func mnistTrain(t testing.TB, n int) *data.Set {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "data", "mnist-10k")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("mnist-10k not found at %s: %v", dir, err)
+	dir := datatest.MNIST10k()
+	if dir == "" {
+		t.Skip("MNIST not found: neither shared/data/mnist-10k beside the checkout nor a dataset folder (go tool task setup)")
 	}
 	set, err := data.Load("mnist", dir, data.Train)
 	if err != nil {

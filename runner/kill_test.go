@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
+	"github.com/ddpmlab/ddpmlab/ddpm/data/datatest"
 	"github.com/ddpmlab/ddpmlab/runner/job"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
@@ -35,10 +36,8 @@ var killStages = []string{"tensors", "state", "renamed", "pointer", "pruned"}
 func killConfig(t *testing.T, dir string) string {
 	t.Helper()
 	dataDir := ""
-	if abs, err := filepath.Abs(filepath.Join("..", "..", "shared", "data", "mnist-10k")); err == nil {
-		if _, err := os.Stat(abs); err == nil {
-			dataDir = fmt.Sprintf("dir = %q\n", abs)
-		}
+	if dir := datatest.MNIST10k(); dir != "" {
+		dataDir = fmt.Sprintf("dir = %q\n", dir)
 	}
 	if dataDir == "" {
 		needTraining(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/data/datatest"
 )
 
 // lockThread pins the test to one OS thread: libtorch's grad mode is per thread.
@@ -38,8 +39,8 @@ var realData = []struct {
 	dataset string
 	dir     string
 }{
-	{"mnist", filepath.Join("..", "..", "..", "shared", "data", "mnist-10k")}, // /work/shared/data/mnist-10k: 9,003 / 997 images
-	{"fashion_mnist", "/usr/share/datasets/fashion-mnist"},                    // apt-get install dataset-fashion-mnist
+	{"mnist", datatest.MNIST10k()},                         // shared/data/mnist-10k: 9,003 / 997 images
+	{"fashion_mnist", "/usr/share/datasets/fashion-mnist"}, // apt-get install dataset-fashion-mnist
 }
 
 // loadReal returns the cached (or freshly trained) classifier and the test split, or skips when

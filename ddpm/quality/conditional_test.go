@@ -2,13 +2,13 @@ package quality
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/sugarme/gotch"
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
+	"github.com/ddpmlab/ddpmlab/ddpm/data/datatest"
 )
 
 // A short class-conditional training run on MNIST, sampled with classifier-free guidance, makes
@@ -18,9 +18,9 @@ func TestConditionalTrainingBeatsChance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a conditional model for about a minute")
 	}
-	dir := "../../../shared/data/mnist-10k"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("mnist-10k not found at %s", dir)
+	dir := datatest.MNIST10k()
+	if dir == "" {
+		t.Skip("MNIST not found: neither shared/data/mnist-10k beside the checkout nor a dataset folder (go tool task setup)")
 	}
 	set, err := data.Load("mnist", dir, data.Train)
 	if err != nil {

@@ -8,6 +8,8 @@ package datatest
 
 import (
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 
 	"github.com/ddpmlab/ddpmlab/ddpm/data"
 )
@@ -48,4 +50,31 @@ func ColouredShapes(rng *rand.Rand, n, side int, split data.Split, labelled bool
 		}
 	}
 	return set
+}
+
+// MNIST10k returns the folder of the project's 10,000-image MNIST subset (9,003 training and 997
+// test images): shared/data/mnist-10k beside the repository's checkout when it is there, else
+// wherever the runner would find "mnist" (data.Locate: $DDPMLAB_DATA, the cache that
+// `go tool task setup` fills, /usr/share/datasets). It returns "" when neither holds MNIST, for
+// the caller to skip; so a fresh clone outside the project's folder still runs the tests on real
+// data once setup has run.
+func MNIST10k() string {
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				shared := filepath.Join(filepath.Dir(dir), "shared", "data", "mnist-10k")
+				if _, err := os.Stat(shared); err == nil {
+					return shared
+				}
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	if dir, err := data.Locate("mnist", ""); err == nil {
+		return dir
+	}
+	return ""
 }
