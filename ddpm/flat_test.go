@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -23,27 +24,27 @@ func TestFlattenMakesViews(t *testing.T) {
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
-	if got := mustFloat32s(t, flat); !equalFloats(got, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+	if got := mustValues(t, flat); !equal(got, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
 		t.Errorf("buffer %v, want the tensors' values end to end", got)
 	}
 	for _, c := range []struct {
 		x    *ts.Tensor
 		size []int64
 	}{{a, []int64{2, 3}}, {b, []int64{4, 1, 1}}} {
-		if size, err := c.x.Size(); err != nil || !equalInts(size, c.size) {
+		if size, err := c.x.Size(); err != nil || !slices.Equal(size, c.size) {
 			t.Errorf("shape %v (%v) after flatten, want %v", size, err, c.size)
 		}
 	}
 	// One op on the buffer is seen by both tensors: they are views of it.
 	s.do(flat.ZeroOut(flat, false))
 	for name, x := range map[string]*ts.Tensor{"a": a, "b": b} {
-		for i, v := range mustFloat32s(t, x) {
+		for i, v := range mustValues(t, x) {
 			if v != 0 {
 				t.Errorf("%s[%d] = %g after zeroing the buffer", name, i, v)
 			}
 		}
 	}
-	if got, want := denseStrides([]int64{4, 3, 2, 5}), []int64{30, 10, 5, 1}; !equalInts(got, want) {
+	if got, want := denseStrides([]int64{4, 3, 2, 5}), []int64{30, 10, 5, 1}; !slices.Equal(got, want) {
 		t.Errorf("denseStrides(4,3,2,5) = %v, want %v", got, want)
 	}
 }
@@ -90,7 +91,7 @@ func TestFlatTrainingMatchesPerTensor(t *testing.T) {
 				{"ema", flat.EMA.average, perTensor.EMA.average},
 			} {
 				for i := range l.want {
-					if !sameBits(mustFloat32s(t, l.got[i].tensor), mustFloat32s(t, l.want[i].tensor)) {
+					if !sameBits(mustValues(t, l.got[i].tensor), mustValues(t, l.want[i].tensor)) {
 						t.Errorf("%s %s differs between flat and per-tensor training", l.name, l.want[i].name)
 					}
 				}
@@ -115,45 +116,13 @@ func TestFlatTrainingMatchesPerTensor(t *testing.T) {
 	}
 }
 
-func mustFloat32s(t *testing.T, x *ts.Tensor) []float32 {
-	t.Helper()
-	v, err := float32s(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
+// sameBits reports whether a and b are equal bit for bit, signs of zero and NaNs included.
 func sameBits(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
 		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
 			return false
 		}
 	}
