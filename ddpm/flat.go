@@ -10,9 +10,9 @@ import (
 // Flat buffers: the parameters, their gradients, Adam's moments and the EMA's average each live
 // in one contiguous 1-D tensor, of which every per-parameter tensor is a view. An elementwise
 // update is then one libtorch op on the buffer instead of one op per parameter: Adam's nine ops
-// over the 62 parameters of the base-32 U-Net cost 7–10 ms a step when run tensor by tensor
+// over the 62 parameters of the base-32 U-Net cost 7–12 ms a step when run tensor by tensor
 // (about 15 µs of gotch and dispatch overhead per op) and 1.2–1.6 ms on the buffer, of a
-// training step of 80–110 ms at batch 16 on 2 cores. Elementwise ops give the same value for an
+// training step of 76–116 ms at batch 16 on 2 cores (BENCHMARKS.md, "Per-op overhead"). Elementwise ops give the same value for an
 // element whatever tensor it sits in, so the training is the same to the bit
 // (TestFlatTrainingMatchesPerTensor).
 
@@ -44,9 +44,6 @@ func flatten(tensors []*ts.Tensor) (*ts.Tensor, error) {
 			size, err := t.Size()
 			if err != nil {
 				return err
-			}
-			if len(size) == 0 {
-				size = []int64{1} // never a parameter; set_ wants a non-empty shape
 			}
 			if err := setStorage(t, flat, offset, size, denseStrides(size)); err != nil {
 				return fmt.Errorf("tensor %d: %w", i, err)

@@ -17,27 +17,28 @@ func TestFlattenMakesViews(t *testing.T) {
 	defer s.drop()
 	a := s.fromFloat32([]float32{1, 2, 3, 4, 5, 6}, []int64{2, 3}, gotch.CPU)
 	b := s.fromFloat32([]float32{7, 8, 9, 10}, []int64{4, 1, 1}, gotch.CPU)
+	c := s.do(s.fromFloat32([]float32{11}, []int64{1}, gotch.CPU).Squeeze(false)) // 0-d
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
-	flat := s.do(flatten([]*ts.Tensor{a, b}))
+	flat := s.do(flatten([]*ts.Tensor{a, b, c}))
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
-	if got := mustValues(t, flat); !equal(got, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+	if got := mustValues(t, flat); !equal(got, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) {
 		t.Errorf("buffer %v, want the tensors' values end to end", got)
 	}
 	for _, c := range []struct {
 		x    *ts.Tensor
 		size []int64
-	}{{a, []int64{2, 3}}, {b, []int64{4, 1, 1}}} {
+	}{{a, []int64{2, 3}}, {b, []int64{4, 1, 1}}, {c, []int64{}}} {
 		if size, err := c.x.Size(); err != nil || !slices.Equal(size, c.size) {
 			t.Errorf("shape %v (%v) after flatten, want %v", size, err, c.size)
 		}
 	}
 	// One op on the buffer is seen by both tensors: they are views of it.
 	s.do(flat.ZeroOut(flat, false))
-	for name, x := range map[string]*ts.Tensor{"a": a, "b": b} {
+	for name, x := range map[string]*ts.Tensor{"a": a, "b": b, "c": c} {
 		for i, v := range mustValues(t, x) {
 			if v != 0 {
 				t.Errorf("%s[%d] = %g after zeroing the buffer", name, i, v)

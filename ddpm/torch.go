@@ -57,17 +57,25 @@ func setGradEnabled(enabled bool) (prev bool, err error) {
 // autograd state (requires_grad, grad) stays. gotch's SetSourceTensorStorageOffset_ does the
 // same but leaks t's old C handle; this frees the handle that set_ returns instead.
 func setStorage(t, source *ts.Tensor, offset int64, size, stride []int64) error {
-	if len(size) != len(stride) || len(size) == 0 {
-		return errors.New("setStorage: size and stride must have the same, non-zero, length")
+	if len(size) != len(stride) {
+		return errors.New("setStorage: size and stride must have the same length")
 	}
 	var out unsafe.Pointer
 	C.atg_set_source_tensor_storage_offset_(&out, t.Ctensor(), source.Ctensor(), C.int64_t(offset),
-		(*C.int64_t)(unsafe.Pointer(&size[0])), C.int(len(size)), (*C.int64_t)(unsafe.Pointer(&stride[0])), C.int(len(stride)))
+		int64Ptr(size), C.int(len(size)), int64Ptr(stride), C.int(len(stride)))
 	if err := ts.TorchErr(); err != nil {
 		return err
 	}
 	C.at_free(out)
 	return nil
+}
+
+// int64Ptr points C at v's elements, or is nil for an empty v (a 0-d tensor's shape).
+func int64Ptr(v []int64) *C.int64_t {
+	if len(v) == 0 {
+		return nil
+	}
+	return (*C.int64_t)(unsafe.Pointer(&v[0]))
 }
 
 // LibtorchDir is the folder of the libtorch this process loaded (found through
