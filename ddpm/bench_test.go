@@ -104,21 +104,9 @@ func benchTrainStep(b *testing.B, c Compute) {
 // benchSteps times tr.Step on a batch of the given size after one untimed step, and reports
 // images/s and the peak resident memory.
 func benchSteps(b *testing.B, tr *Trainer, batch int64) {
-	// Uniform values in [-1, 1]: the data's content does not change the step's cost.
-	r := rand.New(rand.NewPCG(1, 2))
-	values := make([]float32, batch*28*28)
-	for i := range values {
-		values[i] = 2*r.Float32() - 1
-	}
 	var s scope
 	defer s.drop()
-	x0 := s.fromFloat32(values, []int64{batch, 1, 28, 28}, gotch.CPU)
-	if s.err != nil {
-		b.Fatal(s.err)
-	}
-	if _, err := tr.Step(x0, nil); err != nil { // warm-up: first-call allocations, oneDNN setup
-		b.Fatal(err)
-	}
+	x0 := warmStep(b, &s, tr, batch)
 	steps := 0
 	for b.Loop() {
 		if _, err := tr.Step(x0, nil); err != nil {
@@ -130,6 +118,26 @@ func benchSteps(b *testing.B, tr *Trainer, batch int64) {
 	if mib := peakRSSMiB(); mib > 0 {
 		b.ReportMetric(mib, "MiB-peak-rss")
 	}
+}
+
+// warmStep makes a batch of MNIST-shaped images in s and takes one untimed training step on it
+// (first-call allocations, oneDNN setup; afterwards every gradient exists), and returns the batch.
+func warmStep(b *testing.B, s *scope, tr *Trainer, batch int64) *ts.Tensor {
+	b.Helper()
+	// Uniform values in [-1, 1]: the data's content does not change the step's cost.
+	r := rand.New(rand.NewPCG(1, 2))
+	values := make([]float32, batch*28*28)
+	for i := range values {
+		values[i] = 2*r.Float32() - 1
+	}
+	x0 := s.fromFloat32(values, []int64{batch, 1, 28, 28}, gotch.CPU)
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+	if _, err := tr.Step(x0, nil); err != nil {
+		b.Fatal(err)
+	}
+	return x0
 }
 
 // BenchmarkTrainStepRecipe times Trainer.Step at the quick scales' recipe (RESULTS.md section 4):
@@ -151,6 +159,39 @@ func benchTrainStepRecipe(b *testing.B, perTensor bool) {
 		b.Fatal(err)
 	}
 	benchSteps(b, tr, batch)
+}
+
+// BenchmarkOptimizerRecipe times the per-step updates outside the network at the recipe's size
+// (base 32, after one training step of batch 16 so that every gradient exists): Adam.Update, the
+// EMA update and ZeroGrad, each on the flat buffers of flat.go and with one op per parameter.
+func BenchmarkOptimizerRecipe(b *testing.B) {
+	for _, perTensor := range []bool{false, true} {
+		layout := map[bool]string{false: "flat", true: "per-tensor"}[perTensor]
+		for _, part := range []string{"adam", "ema", "zerograd"} {
+			b.Run(layout+"/"+part, func(b *testing.B) {
+				model, d := benchSetupNet(b, Compute{}, UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128})
+				tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-3, EMADecay: 0.9999, EMAPower: 0.75, perTensor: perTensor})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var s scope
+				defer s.drop()
+				warmStep(b, &s, tr, 16)
+				if tr.Adam.Update() != nil { // lays the gradients out flat, unless per-tensor
+					b.Fatal("first update failed")
+				}
+				update := map[string]func() error{"adam": tr.Adam.Update, "ema": tr.EMA.Update, "zerograd": tr.Adam.ZeroGrad}[part]
+				for b.Loop() {
+					if err := update(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// update holds the Adam or the EMA only; the model's variable store owns the
+				// parameters' C handles and frees them when collected (see Model.Weights).
+				runtime.KeepAlive(tr)
+			})
+		}
+	}
 }
 
 // BenchmarkSample64 times one reverse step of ancestral DDPM sampling (Algorithm 2: a U-Net

@@ -10,9 +10,10 @@ import (
 // Flat buffers: the parameters, their gradients, Adam's moments and the EMA's average each live
 // in one contiguous 1-D tensor, of which every per-parameter tensor is a view. An elementwise
 // update is then one libtorch op on the buffer instead of one op per parameter: Adam's nine ops
-// over the 62 parameters of the base-32 U-Net cost 7–12 ms a step when run tensor by tensor
-// (about 15 µs of gotch and dispatch overhead per op) and 1.2–1.6 ms on the buffer, of a
-// training step of 76–116 ms at batch 16 on 2 cores (BENCHMARKS.md, "Per-op overhead"). Elementwise ops give the same value for an
+// over the 62 parameters of the base-32 U-Net cost about 12 ms a step when run tensor by tensor
+// (about 20 µs of gotch and dispatch overhead per op) and 1.3 ms on the buffer, of a training
+// step of 80–150 ms at batch 16 on 2 cores (BenchmarkOptimizerRecipe; BENCHMARKS.md, "Per-op
+// overhead"). Elementwise ops give the same value for an
 // element whatever tensor it sits in, so the training is the same to the bit
 // (TestFlatTrainingMatchesPerTensor).
 
