@@ -3,6 +3,7 @@ package ddpm
 import (
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -588,4 +589,125 @@ func TestUNetGuideParamNames(t *testing.T) {
 			t.Errorf("parameter %s is not one of the guide's", p.name)
 		}
 	}
+}
+
+// TestAdamMatchesClosedForm runs three Adam steps with non-default betas (train.adam_beta1,
+// train.adam_beta2) on a three-element parameter whose gradient is set by a linear loss, and
+// checks the weights against Algorithm 1 of Kingma & Ba (2015) written out in float64, with
+// one op per parameter and with flat buffers.
+func TestAdamMatchesClosedForm(t *testing.T) {
+	const lr, beta1, beta2, eps = 0.1, 0.8, 0.95, 1e-8
+	theta0 := []float64{0.5, -1, 2}
+	grads := [][]float64{{1, -2, 0.5}, {0.3, 0.1, -4}, {-1, 1e-3, 2}}
+
+	// The closed form: m_t = β1 m + (1−β1) g, v_t = β2 v + (1−β2) g²,
+	// θ_t = θ − lr·(m_t/(1−β1^t)) / (√(v_t/(1−β2^t)) + ε).
+	want := slices.Clone(theta0)
+	m, v := make([]float64, 3), make([]float64, 3)
+	for step, g := range grads {
+		n := float64(step + 1)
+		for i := range want {
+			m[i] = beta1*m[i] + (1-beta1)*g[i]
+			v[i] = beta2*v[i] + (1-beta2)*g[i]*g[i]
+			want[i] -= lr * (m[i] / (1 - math.Pow(beta1, n))) / (math.Sqrt(v[i]/(1-math.Pow(beta2, n))) + eps)
+		}
+	}
+
+	for _, flat := range []bool{false, true} {
+		t.Run(map[bool]string{false: "per-tensor", true: "flat"}[flat], func(t *testing.T) {
+			lockThread(t)
+			var s scope
+			defer s.drop()
+			theta := s.do(s.fromFloat32(toFloat32(theta0), []int64{3}, gotch.CPU).SetRequiresGrad(true, false))
+			if s.err != nil {
+				t.Fatal(s.err)
+			}
+			adam, err := NewAdam([]namedTensor{{name: "theta", tensor: theta}}, lr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			adam.Beta1, adam.Beta2 = beta1, beta2
+			if flat {
+				if _, err := adam.useFlatBuffers(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, g := range grads {
+				if err := adam.ZeroGrad(); err != nil {
+					t.Fatal(err)
+				}
+				// L = Σ g_i θ_i, so ∇θ L = g.
+				loss := s.do(s.mul(theta, s.fromFloat32(toFloat32(g), []int64{3}, gotch.CPU)).Sum(gotch.Float, false))
+				if s.err != nil {
+					t.Fatal(s.err)
+				}
+				if err := loss.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				if err := adam.Update(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if flat && adam.flat.grad == nil {
+				t.Fatal("the gradient was not laid out flat")
+			}
+			for i, got := range mustValues(t, theta) {
+				if math.Abs(float64(got)-want[i]) > 1e-5*math.Max(1, math.Abs(want[i])) {
+					t.Errorf("θ[%d] = %.7f after 3 steps, want %.7f (Algorithm 1)", i, got, want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestTrainerSetsAdamBetas checks that TrainConfig's betas reach the optimizer, that zero keeps
+// PyTorch's defaults, and that a beta outside (0, 1) is refused.
+func TestTrainerSetsAdamBetas(t *testing.T) {
+	lockThread(t)
+	tests := []struct {
+		name         string
+		beta1, beta2 float64
+		want1, want2 float64
+		wantErr      bool
+	}{
+		{name: "defaults", want1: 0.9, want2: 0.999},
+		{name: "beta2 only", beta2: 0.99, want1: 0.9, want2: 0.99},
+		{name: "both", beta1: 0.85, beta2: 0.95, want1: 0.85, want2: 0.95},
+		{name: "beta2 of 1", beta2: 1, wantErr: true},
+		{name: "negative beta1", beta1: -0.1, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sched, err := LinearSchedule(100, 1e-4, 0.02)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffusion, err := NewDiffusion(sched, gotch.CPU)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := NewTrainer(tinyModel(t, 0), diffusion, TrainConfig{LR: 1e-3, AdamBeta1: tt.beta1, AdamBeta2: tt.beta2})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("betas (%g, %g) accepted", tt.beta1, tt.beta2)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Adam.Beta1 != tt.want1 || tr.Adam.Beta2 != tt.want2 {
+				t.Errorf("Adam betas (%g, %g), want (%g, %g)", tr.Adam.Beta1, tr.Adam.Beta2, tt.want1, tt.want2)
+			}
+		})
+	}
+}
+
+// toFloat32 converts float64 test values to a tensor's element type.
+func toFloat32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
 }

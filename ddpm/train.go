@@ -32,6 +32,9 @@ type TrainConfig struct {
 	EMAEvery int64   // optimizer steps between EMA updates; ≤ 1 = every step
 	EMAStart int64   // optimizer steps before the EMA starts averaging
 
+	AdamBeta1 float64 // Adam's β1 in (0, 1); 0 = PyTorch's 0.9
+	AdamBeta2 float64 // Adam's β2 in (0, 1); 0 = PyTorch's 0.999
+
 	perTensor bool // tests: Adam and the EMA loop over the parameters instead of flat buffers
 }
 
@@ -51,6 +54,19 @@ func NewTrainer(model *Model, diffusion *Diffusion, cfg TrainConfig) (*Trainer, 
 	adam, err := NewAdam(model.params, cfg.LR)
 	if err != nil {
 		return nil, err
+	}
+	for _, beta := range []struct {
+		name      string
+		set       float64
+		optimizer *float64
+	}{{"beta1", cfg.AdamBeta1, &adam.Beta1}, {"beta2", cfg.AdamBeta2, &adam.Beta2}} {
+		switch {
+		case beta.set == 0: // PyTorch's default, set by NewAdam
+		case beta.set > 0 && beta.set < 1:
+			*beta.optimizer = beta.set
+		default:
+			return nil, fmt.Errorf("adam: %s must be in (0, 1), got %g", beta.name, beta.set)
+		}
 	}
 	var flatParams *ts.Tensor // the model's parameters become views of one buffer (flat.go)
 	if !cfg.perTensor {

@@ -97,6 +97,8 @@ type Train struct {
 	EMAPower         float64 `toml:"ema_power" canonical:"omitdefault"`         // > 0: decay min(ema_decay, 1 − (1 + n)^−power); 0 = off
 	EMAEvery         int     `toml:"ema_every" canonical:"omitdefault"`         // optimizer steps between EMA updates
 	EMAStart         int     `toml:"ema_start" canonical:"omitdefault"`         // optimizer steps before averaging starts
+	AdamBeta1        float64 `toml:"adam_beta1" canonical:"omitdefault"`        // Adam's β1, decay of the gradient's running mean
+	AdamBeta2        float64 `toml:"adam_beta2" canonical:"omitdefault"`        // Adam's β2, decay of the squared gradient's running mean
 	// Precision is the arithmetic of the U-Net's convolutions and matrix products while
 	// training: "fp32" | "bf16" (mixed precision: the weights and Adam's moments stay fp32).
 	Precision string `toml:"precision" canonical:"omitdefault"`
@@ -157,7 +159,8 @@ func Default() Config {
 		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02, Prediction: "eps"},
 		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,
 			CheckpointEvery: 5, SampleEvery: 1,
-			LRSchedule: "constant", LossWeighting: "none", MinSNRGamma: 5, TimestepSampling: "uniform", EMAEvery: 1, Precision: "fp32"},
+			LRSchedule: "constant", LossWeighting: "none", MinSNRGamma: 5, TimestepSampling: "uniform", EMAEvery: 1,
+			AdamBeta1: 0.9, AdamBeta2: 0.999, Precision: "fp32"},
 		Sample:  Sample{Sampler: "ddpm", Spacing: "trailing", Precision: "fp32", NumImages: 64, UseEMA: true, ClipX0: true},
 		Runtime: Runtime{Device: "auto"},
 	}

@@ -28,6 +28,7 @@ func TestRecipeKeysKeepOldHashes(t *testing.T) {
 			{"model.channel_mult", "[1, 2]"}, {"model.attention", "[]"}, {"model.activation", "silu"},
 			{"model.res_blocks", "1"}, {"model.dropout", "0"}, {"diffusion.prediction", "eps"},
 			{"train.lr_schedule", "constant"}, {"train.min_snr_gamma", "5"}, {"train.ema_every", "1"},
+			{"train.adam_beta1", "0.9"}, {"train.adam_beta2", "0.999"},
 		}, want: "da0bfe6217e32c4112f72ffc2c98493c2c0a6c6b277db456bf8aa81f17fad00e"},
 	}
 	for _, tt := range tests {
@@ -56,13 +57,14 @@ func TestRecipeKeyInCanonical(t *testing.T) {
 	c := Default()
 	c.Model.Attention = "7,14"
 	c.Train.LossWeighting = "min_snr"
+	c.Train.AdamBeta2 = 0.99
 	got := string(c.Canonical())
-	for _, want := range []string{`"attention":"7,14"`, `"loss_weighting":"min_snr"`} {
+	for _, want := range []string{`"attention":"7,14"`, `"loss_weighting":"min_snr"`, `"adam_beta2":0.99`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("canonical form lacks %s:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "min_snr_gamma") || strings.Contains(got, "channel_mult") {
+	if strings.Contains(got, "min_snr_gamma") || strings.Contains(got, "channel_mult") || strings.Contains(got, "adam_beta1") {
 		t.Errorf("canonical form has a new key at its default:\n%s", got)
 	}
 	e := c.Explain()
@@ -144,6 +146,8 @@ ema_warmup = true
 ema_power = 0.75
 ema_every = 0
 ema_start = -5
+adam_beta1 = 1.0
+adam_beta2 = 0
 `
 	want := []string{
 		`recipe.toml:3: model.channel_mult: must have 1 to 2 levels (28×28 images halve exactly 2 times), got 3`,
@@ -160,6 +164,8 @@ ema_start = -5
 		`recipe.toml:19: train.ema_power: is a warm-up of its own: set train.ema_warmup = false to use it, or ema_power = 0 (got 0.75)`,
 		`recipe.toml:20: train.ema_every: must be >= 1, got 0`,
 		`recipe.toml:21: train.ema_start: must be >= 0, got -5`,
+		`recipe.toml:22: train.adam_beta1: must be in (0, 1), got 1`,
+		`recipe.toml:23: train.adam_beta2: must be in (0, 1), got 0`,
 	}
 	_, err := Parse("recipe.toml", []byte(src))
 	if got := strings.Split(errString(err), "\n"); !reflect.DeepEqual(got, want) {

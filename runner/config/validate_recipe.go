@@ -145,6 +145,14 @@ func (c Config) validateTrainRecipe(e *ErrorList) {
 	}
 	atLeast(e, "train.ema_every", t.EMAEvery, 1)
 	atLeast(e, "train.ema_start", t.EMAStart, 0)
+	for _, beta := range []struct {
+		key   string
+		value float64
+	}{{"train.adam_beta1", t.AdamBeta1}, {"train.adam_beta2", t.AdamBeta2}} {
+		if !(beta.value > 0 && beta.value < 1) {
+			e.add(beta.key, "must be in (0, 1), got %s", formatFloat(beta.value))
+		}
+	}
 	if checkList(e, "train.snapshot_steps", t.SnapshotSteps, true) {
 		steps, _ := IntList(t.SnapshotSteps)
 		for i, step := range steps {

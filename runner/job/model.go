@@ -94,5 +94,6 @@ func trainConfig(cfg config.Config) ddpm.TrainConfig {
 		LRSchedule: t.LRSchedule, WarmupSteps: int64(t.WarmupSteps),
 		LossWeighting: t.LossWeighting, MinSNRGamma: t.MinSNRGamma, TimestepSampling: t.TimestepSampling,
 		EMAPower: t.EMAPower, EMAEvery: int64(t.EMAEvery), EMAStart: int64(t.EMAStart),
+		AdamBeta1: t.AdamBeta1, AdamBeta2: t.AdamBeta2,
 	}
 }

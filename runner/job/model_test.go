@@ -1,0 +1,36 @@
+package job
+
+import (
+	"testing"
+
+	"github.com/ddpmlab/ddpmlab/runner/config"
+)
+
+// The config's Adam betas reach the trainer as written; the defaults are PyTorch's, which
+// ddpm.NewAdam also uses, so a config that leaves them out trains as before the keys existed.
+func TestTrainConfigAdamBetas(t *testing.T) {
+	tests := []struct {
+		name         string
+		beta1, beta2 float64 // 0: the default
+		want1, want2 float64
+	}{
+		{name: "defaults", want1: 0.9, want2: 0.999},
+		{name: "beta2", beta2: 0.99, want1: 0.9, want2: 0.99},
+		{name: "both", beta1: 0.8, beta2: 0.95, want1: 0.8, want2: 0.95},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			if tt.beta1 != 0 {
+				c.Train.AdamBeta1 = tt.beta1
+			}
+			if tt.beta2 != 0 {
+				c.Train.AdamBeta2 = tt.beta2
+			}
+			got := trainConfig(c)
+			if got.AdamBeta1 != tt.want1 || got.AdamBeta2 != tt.want2 {
+				t.Errorf("trainConfig betas (%g, %g), want (%g, %g)", got.AdamBeta1, got.AdamBeta2, tt.want1, tt.want2)
+			}
+		})
+	}
+}
