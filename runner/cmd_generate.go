@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -16,15 +17,17 @@ import (
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/ddpm/viz"
+	"github.com/ddpmlab/ddpmlab/runner/config"
 	"github.com/ddpmlab/ddpmlab/runner/job"
 	"github.com/ddpmlab/ddpmlab/runner/serve"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
 // runGenerate is the hidden child of `runner serve` that runs one generation: it samples a
-// finished run's last checkpoint and prints serve.ChildEvent JSON lines on stdout (start,
-// a frame every --every steps with x_t and the predicted x̂_0 as PNG, done with the final PNG
-// and the denoising GIF). It reads the store and writes nothing to it. It runs in a process of
+// finished run's last checkpoint (with autoguidance by the run's guide when the run samples
+// with it or --autoguidance asks for it, through job.NewGenerator) and prints serve.ChildEvent
+// JSON lines on stdout (start, a frame every --every steps with x_t and the predicted x̂_0 as
+// PNG, done with the final PNG and the denoising GIF). It reads the store and writes nothing to it. It runs in a process of
 // its own because gotch's Must* ops end the process on a libtorch error.
 func runGenerate(ctx context.Context, e *env, args []string) error {
 	runtime.LockOSThread() // libtorch's grad mode and gotch's error slot are per thread
@@ -36,6 +39,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	sampler := fs.String("sampler", "", "sampler (default: the run's)")
 	steps := fs.Int("steps", 0, "sampling steps (0: the run's)")
 	guidance := fs.Float64("guidance", 0, "classifier-free guidance scale w")
+	autoGuidance := fs.Float64("autoguidance", -1, fmt.Sprintf(
+		"autoguidance weight w in [0, %d] by the run's guide (sample.guide_run or its own snapshot at sample.guide_step); 0 = off; < 0 = the run's own sample.autoguidance",
+		config.MaxAutoGuidance))
 	n := fs.Int("n", 4, "images")
 	every := fs.Int("every", 1, "a frame every this many steps")
 	if _, err := parseArgs(fs, args); err != nil {
@@ -66,6 +72,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 			return usagef("%v", err)
 		}
 	}
+	if err := setAutoGuidance(&cfg, *autoGuidance, store.Short(hash)); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -75,8 +84,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if threads, _ := strconv.Atoi(os.Getenv("DDPMLAB_THREADS")); threads > 0 {
 		ddpm.SetNumThreads(threads)
 	}
-	gen, err := job.NewGenerator(opened, cfg)
+	gen, err := job.NewGenerator(st, opened, cfg)
 	if err != nil {
+		if errors.As(err, new(*job.GuideError)) {
+			return fmt.Errorf("%w (--autoguidance 0, or ag=0 in runner serve, generates without a guide)", err)
+		}
 		return err
 	}
 	c, h, w := gen.Shape()
@@ -136,6 +148,26 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return emit(done)
+}
+
+// setAutoGuidance applies --autoguidance w to cfg, the config of run short: w < 0 keeps the
+// run's own sample.autoguidance, guide_run and guide_step; 0 turns autoguidance off (and drops
+// the guide, which the config then may not name); w in (0, MaxAutoGuidance] samples with the
+// run's own guide at weight w, and is a usage error for a run that names no guide.
+func setAutoGuidance(cfg *config.Config, w float64, short string) error {
+	s := &cfg.Sample
+	switch {
+	case math.IsNaN(w) || w > config.MaxAutoGuidance:
+		return usagef("--autoguidance: want a weight in [0, %d] (or < 0 for the run's own), got %g", config.MaxAutoGuidance, w)
+	case w < 0:
+	case w == 0:
+		s.AutoGuidance, s.GuideRun, s.GuideStep = 0, "", 0
+	case s.GuideRun == "" && s.GuideStep == 0:
+		return usagef("--autoguidance %g: run %s has no guide (its config sets neither sample.guide_run nor sample.guide_step); generate with --autoguidance 0", w, short)
+	default:
+		s.AutoGuidance = w
+	}
+	return nil
 }
 
 func encodePNG(img image.Image) ([]byte, error) {

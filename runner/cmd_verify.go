@@ -185,7 +185,7 @@ func verifyStore(st *store.Store, repair bool) (verifyReport, error) {
 		}
 		if trained {
 			if !checkpointOK {
-				add("done, but it has no intact checkpoint in "+job.CheckpointsDir(st.RunDir(hash)), "", nil)
+				add("done, but it has no intact checkpoint in "+store.CheckpointsDir(st.RunDir(hash)), "", nil)
 			}
 			verifyLoss(st, hash, add)
 		}
@@ -196,7 +196,7 @@ func verifyStore(st *store.Store, repair bool) (verifyReport, error) {
 // verifyCheckpoints checks every checkpoint folder of a run and its pointer, and reports
 // whether the run has an intact checkpoint to resume or sample from.
 func verifyCheckpoints(st *store.Store, hash string, add func(what, fix string, do func() error)) bool {
-	dir := job.CheckpointsDir(st.RunDir(hash))
+	dir := store.CheckpointsDir(st.RunDir(hash))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ddpmlab/ddpmlab/runner/job"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
@@ -24,7 +23,7 @@ func TestE2EAutoGuidance(t *testing.T) {
 	cfg := writeTinyConfig(t, w.dir, 64, 1) // 2 steps of batch 32
 	trained, _ := w.runOne(t, cfg, "--set", "train.snapshot_steps=[1]")
 	w.checkDone(t, trained, 2)
-	if _, err := os.Stat(filepath.Join(job.SnapshotDir(w.st.RunDir(trained), 1), "state.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(store.SnapshotDir(w.st.RunDir(trained), 1), "state.json")); err != nil {
 		t.Fatalf("no snapshot at step 1: %v", err)
 	}
 	plain := w.grid(t, trained)
@@ -76,7 +75,7 @@ func TestE2EAutoGuidance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(job.SnapshotDir(w.st.RunDir(full), 1), "state.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(store.SnapshotDir(w.st.RunDir(full), 1), "state.json")); err != nil {
 		t.Errorf("a run guided by its step-1 snapshot kept none: %v", err)
 	}
 

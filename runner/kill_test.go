@@ -277,7 +277,7 @@ func TestKillResume(t *testing.T) {
 
 func checkpointEntries(t *testing.T, st *store.Store, hash string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(job.CheckpointsDir(st.RunDir(hash)))
+	entries, err := os.ReadDir(store.CheckpointsDir(st.RunDir(hash)))
 	if err != nil {
 		return nil
 	}

@@ -87,7 +87,7 @@ func Export(req ExportRequest) (ExportResult, error) {
 	}
 	// The network's image shape comes with the checkpoint, as it records it.
 	if err := req.Run.FindCheckpoint(); errors.Is(err, ddpm.ErrNoCheckpoint) {
-		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, CheckpointsDir(req.Run.SourceDir), short)
+		return res, fmt.Errorf("run %s has no checkpoint yet (%s): train it first (runner rerun %s)", short, store.CheckpointsDir(req.Run.SourceDir), short)
 	} else if err != nil {
 		return res, fmt.Errorf("run %s: %w", short, err)
 	}

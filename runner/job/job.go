@@ -340,7 +340,7 @@ func (r *run) train(ctx context.Context, tr *ddpm.Trainer, sampling *ddpm.Model,
 				return 0, err
 			}
 			if snapshots[tr.Steps()] {
-				if err := tr.SaveCheckpoint(SnapshotDir(r.dir, int(tr.Steps())), epoch-1, b+1); err != nil {
+				if err := tr.SaveCheckpoint(store.SnapshotDir(r.dir, int(tr.Steps())), epoch-1, b+1); err != nil {
 					return 0, fmt.Errorf("snapshot at step %d: %w", tr.Steps(), err)
 				}
 			}
@@ -484,7 +484,7 @@ func (r *run) epochComplete(epoch int) bool { return r.resumed.Epoch >= epoch }
 
 // checkpoints is the run's versioned checkpoint folder.
 func (r *run) checkpoints() ddpm.Checkpoints {
-	return ddpm.Checkpoints{Dir: CheckpointsDir(r.dir), Hook: r.CheckpointHook}
+	return ddpm.Checkpoints{Dir: store.CheckpointsDir(r.dir), Hook: r.CheckpointHook}
 }
 
 // logSkipped logs the corrupt or partial checkpoints that were passed over for an older one.

@@ -2,24 +2,16 @@ package job
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/runner/config"
 	"github.com/ddpmlab/ddpmlab/runner/store"
 )
 
-// SnapshotDir is the folder of the weights snapshot that the run in runDir kept at optimizer
-// step (train.snapshot_steps): a checkpoint folder, as ddpm.Trainer.SaveCheckpoint writes one. It
-// is the one place the path is spelt.
-func SnapshotDir(runDir string, step int) string {
-	return filepath.Join(runDir, "snapshots", fmt.Sprintf("step_%06d", step))
-}
-
 // FindSnapshot points Checkpoint at the source's snapshot of step instead of its newest
 // checkpoint, once it is verified intact.
 func (o *OpenedRun) FindSnapshot(step int) error {
-	dir := SnapshotDir(o.SourceDir, step)
+	dir := store.SnapshotDir(o.SourceDir, step)
 	if _, err := ddpm.VerifyCheckpoint(dir); err != nil {
 		return &SourceError{fmt.Errorf("sample.guide_step = %d: run %s has no intact snapshot at that step (train.snapshot_steps = %q there): %w",
 			step, store.Short(o.Source), o.SourceConfig.Train.SnapshotSteps, err)}

@@ -50,7 +50,7 @@ func Sample(ctx context.Context, req SampleRequest) (SampleResult, error) {
 		return out, err
 	}
 	if err := req.Run.FindCheckpoint(); errors.Is(err, ddpm.ErrNoCheckpoint) {
-		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", CheckpointsDir(req.Run.SourceDir))
+		return out, fmt.Errorf("no checkpoint in %s: train the run first (runner run, or runner rerun)", store.CheckpointsDir(req.Run.SourceDir))
 	} else if err != nil {
 		return out, err
 	}

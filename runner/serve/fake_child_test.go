@@ -19,8 +19,9 @@ import (
 // The package's tests run the test binary itself as the generation child: with
 // fakeChildEnv set, TestMain runs fakeChild instead of the tests. It speaks the child's
 // protocol without libtorch: its images are flat grey at a level set by the seed, so the same
-// request gives the same bytes and another seed other bytes. runner's own tests run the real
-// child (runner/serve_e2e_test.go).
+// request gives the same bytes and another seed other bytes, and its start event's sampler
+// names the --autoguidance it was given ("fake, autoguidance 1.5"; -1 when none was). runner's
+// own tests run the real child (runner/serve_e2e_test.go).
 const (
 	fakeChildEnv = "DDPMLAB_SERVE_FAKE_CHILD"
 	// fakeDirEnv names a folder where the fake child records itself: pid.<pid> while it runs,
@@ -49,6 +50,7 @@ func fakeChild(args []string) int {
 	fs.String("run", "", "")
 	fs.String("sampler", "", "")
 	fs.Float64("guidance", 0, "")
+	autoGuidance := fs.Float64("autoguidance", -1, "")
 	class := fs.Int("class", -1, "")
 	seed := fs.Int64("seed", 0, "")
 	steps := fs.Int("steps", 10, "")
@@ -82,7 +84,7 @@ func fakeChild(args []string) int {
 	}
 	var buf bytes.Buffer
 	png.Encode(&buf, img)
-	emit(ChildEvent{Kind: EventStart, Sampler: "fake", Weights: "ema", Steps: *steps})
+	emit(ChildEvent{Kind: EventStart, Sampler: fmt.Sprintf("fake, autoguidance %g", *autoGuidance), Weights: "ema", Steps: *steps})
 	if os.Getenv(fakeFailEnv) == "1" {
 		fmt.Fprintln(os.Stderr, "fake child: libtorch said no")
 		return 1

@@ -24,6 +24,7 @@ type generatePage struct {
 	MaxSeed  int64
 	MaxN     int
 	MaxW     int
+	MaxAG    int
 	Error    string
 }
 
@@ -39,7 +40,7 @@ func (s *Server) handleGeneratePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := generatePage{Title: "generate", Runs: idx.generatable(), Samplers: config.Samplers,
-		MaxSeed: maxSeed, MaxN: maxImages, MaxW: maxGuidance, Auto: q.Get("go") == "1"}
+		MaxSeed: maxSeed, MaxN: maxImages, MaxW: maxGuidance, MaxAG: maxAutoGuidance, Auto: q.Get("go") == "1"}
 	if len(page.Runs) == 0 {
 		s.render(w, r, "generate.html", page)
 		return
@@ -73,7 +74,7 @@ type comparePage struct {
 
 // compareKeys are the settings the right side may change; the seed, and so the start noise,
 // is always the left side's.
-var compareKeys = []string{"run", "class", "sampler", "steps", "w", "every"}
+var compareKeys = []string{"run", "class", "sampler", "steps", "w", "ag", "every"}
 
 func (s *Server) handleComparePage(w http.ResponseWriter, r *http.Request) {
 	q, err := checkQuery(r.URL.RawQuery, []string{"", "2"}, "go")
@@ -118,6 +119,9 @@ func (s *Server) handleComparePage(w http.ResponseWriter, r *http.Request) {
 		if r2, err := idx.run(q.Get("run2")); err == nil && len(r2.Classes) == 0 {
 			q2.Del("class") // an unconditional run compared with a conditional one
 		}
+	}
+	if q.Has("run2") && !q.Has("ag2") {
+		q2.Del("ag") // another run: its own autoguidance, which its own guide allows
 	}
 	if page.Right, err = parseParams(q2, "", idx); err != nil {
 		s.fail(w, r, badf("right side: %v", err))

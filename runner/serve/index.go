@@ -48,6 +48,10 @@ type runEntry struct {
 	whyNot      string
 	Progress    *RunProgress // a running run's last report, nil if none
 	Sweeps      []string     // the manifests that name the run
+
+	// Guide describes the guide a generation can autoguide with (e.g. "its own weights at
+	// step 750 (sample.guide_step)"), "" when the run has none; NoGuide then says why.
+	Guide, NoGuide string
 }
 
 // live reports whether a process is training the run now.
@@ -105,10 +109,31 @@ func (e *runEntry) classify(st *store.Store) {
 		e.whyNot = fmt.Sprintf("it is %s, not done", e.Status.State)
 	case cfg.Model.Conditional && len(e.Classes) == 0:
 		e.whyNot = "it is conditional on a dataset without class names"
-	case !isDir(filepath.Join(st.RunDir(e.Hash), "checkpoints")):
+	case !isDir(store.CheckpointsDir(st.RunDir(e.Hash))):
 		e.whyNot = "it has no checkpoints"
 	default:
 		e.Generatable = true
+	}
+	if err == nil {
+		e.Guide, e.NoGuide = guideOf(st, e.Hash, cfg.Sample)
+	}
+}
+
+// guideOf describes the guide by which run hash, sampling as s, can autoguide a generation, or
+// says why it has none: a guide run (sample.guide_run; the generation child opens and checks
+// it) or the run's own snapshot at sample.guide_step, which must still be in its folder.
+func guideOf(st *store.Store, hash string, s config.Sample) (guide, whyNot string) {
+	switch {
+	case s.GuideRun != "" && s.GuideStep > 0:
+		return fmt.Sprintf("run %s's weights at step %d (sample.guide_run, sample.guide_step)", store.Short(s.GuideRun), s.GuideStep), ""
+	case s.GuideRun != "":
+		return fmt.Sprintf("run %s (sample.guide_run)", store.Short(s.GuideRun)), ""
+	case s.GuideStep == 0:
+		return "", "it names no sample.guide_run or sample.guide_step"
+	case !isDir(store.SnapshotDir(st.RunDir(hash), s.GuideStep)):
+		return "", fmt.Sprintf("its own snapshot at sample.guide_step = %d is gone from its folder", s.GuideStep)
+	default:
+		return fmt.Sprintf("its own weights at step %d (sample.guide_step)", s.GuideStep), ""
 	}
 }
 

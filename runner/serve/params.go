@@ -22,6 +22,9 @@ const (
 	frameTarget = 25
 )
 
+// maxAutoGuidance bounds the autoguidance weight ag, as it bounds config's sample.autoguidance.
+const maxAutoGuidance = config.MaxAutoGuidance
+
 // Params are one generation's settings, exactly as the URL's query string encodes them: the
 // same Params give the same images, so a URL is a shareable, reproducible result.
 type Params struct {
@@ -31,12 +34,15 @@ type Params struct {
 	Sampler  string  // one of config.Samplers
 	Steps    int     // 1..T
 	Guidance float64 // classifier-free guidance w, 0..maxGuidance
-	N        int     // images, 1..maxImages
-	Every    int     // a frame every this many steps, 1..Steps
+	// AutoGuidance is the autoguidance weight (ag) by the run's guide (runEntry.Guide),
+	// 0..maxAutoGuidance; 0 = off, and always 0 for a run without a guide.
+	AutoGuidance float64
+	N            int // images, 1..maxImages
+	Every        int // a frame every this many steps, 1..Steps
 }
 
 // Query encodes p in a fixed key order (a canonical URL): run, class, seed, sampler, steps,
-// w, n, every.
+// w, ag, n, every.
 func (p Params) Query() string {
 	class := "none"
 	if p.Class >= 0 {
@@ -50,13 +56,15 @@ func (p Params) Query() string {
 		"sampler=" + url.QueryEscape(p.Sampler),
 		"steps=" + strconv.Itoa(p.Steps),
 		"w=" + strconv.FormatFloat(p.Guidance, 'g', -1, 64),
+		"ag=" + strconv.FormatFloat(p.AutoGuidance, 'g', -1, 64),
 		"n=" + strconv.Itoa(p.N),
 		"every=" + strconv.Itoa(p.Every),
 	}
 	return strings.Join(parts, "&")
 }
 
-// childArgs are the flags of the generation child (runner _generate) for p.
+// childArgs are the flags of the generation child (runner _generate) for p. --autoguidance is
+// always given, so the child never falls back on the run's own weight: p says what it draws.
 func (p Params) childArgs() []string {
 	return []string{
 		"--run", p.Run,
@@ -65,6 +73,7 @@ func (p Params) childArgs() []string {
 		"--sampler", p.Sampler,
 		"--steps", strconv.Itoa(p.Steps),
 		"--guidance", strconv.FormatFloat(p.Guidance, 'g', -1, 64),
+		"--autoguidance", strconv.FormatFloat(p.AutoGuidance, 'g', -1, 64),
 		"--n", strconv.Itoa(p.N),
 		"--every", strconv.Itoa(p.Every),
 	}
@@ -82,7 +91,7 @@ func isBadRequest(err error) bool { return errors.As(err, new(badRequest)) }
 
 // paramKeys are the query keys of a generation; suffix is "" or "2" (the right side of a
 // comparison). Other keys ("go") are the page's, not the generation's.
-var paramKeys = []string{"run", "class", "seed", "sampler", "steps", "w", "n", "every"}
+var paramKeys = []string{"run", "class", "seed", "sampler", "steps", "w", "ag", "n", "every"}
 
 // parseParams reads a generation's settings from q (keys with the given suffix), with the
 // run's own settings as defaults for those not given. The run must be generatable.
@@ -151,6 +160,20 @@ func parseParams(q url.Values, suffix string, idx *index) (Params, error) {
 			return p, badf("w: run %s is unconditional, so guidance must be 0, got %q", r.Short, v)
 		}
 		p.Guidance = w
+	}
+	// Autoguidance: the run's own weight by default, when its guide is there to use.
+	if r.Guide != "" {
+		p.AutoGuidance = cfg.Sample.AutoGuidance
+	}
+	if v, ok := get("ag"); ok {
+		ag, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(ag) || ag < 0 || ag > maxAutoGuidance {
+			return p, badf("ag: want an autoguidance weight in [0, %d], got %q", maxAutoGuidance, v)
+		}
+		if ag != 0 && r.Guide == "" {
+			return p, badf("ag: run %s has no guide to autoguide with (%s), so ag must be 0, got %q", r.Short, r.NoGuide, v)
+		}
+		p.AutoGuidance = ag
 	}
 	n, err := intParam(get, "n", 4, 1, maxImages)
 	if err != nil {

@@ -29,16 +29,20 @@ import (
 
 // fixture is a store for the handler tests: reports' fake store (sweeps with done and failed
 // runs), plus a conditional and an unconditional run that can generate (with a stand-in
-// checkpoints folder: the fake child never reads it), a running run with a progress file, and
-// a secret file beside the store that no request may reach.
+// checkpoints folder: the fake child never reads it), three unconditional runs that sample with
+// autoguidance, a running run with a progress file, and a secret file beside the store that no
+// request may reach.
 type fixture struct {
 	root, secret string
 	st           *store.Store
 	cond, uncond string // generatable runs
 	running      string
 	failed       string // a run that cannot generate
-	sweep        string
-	fakeDir      string // the fake child's folder
+	// Generatable runs that sample with autoguidance: w = 1 by their own snapshot at step 2,
+	// kept (a stand-in folder) or gone, and w = 0.5 by another run (uncond).
+	selfGuided, guideGone, guideRun string
+	sweep                           string
+	fakeDir                         string // the fake child's folder
 }
 
 const secretText = "TOP-SECRET-not-in-the-store"
@@ -63,10 +67,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.st = st
-	f.cond = f.addRun(t, true, store.Done, 1)
-	f.uncond = f.addRun(t, false, store.Done, 2)
-	f.running = f.addRun(t, false, store.Running, 3)
-	f.failed = f.addRun(t, true, store.Failed, 4)
+	f.cond = f.addRun(t, true, store.Done, 1, nil)
+	f.uncond = f.addRun(t, false, store.Done, 2, nil)
+	f.running = f.addRun(t, false, store.Running, 3, nil)
+	f.failed = f.addRun(t, true, store.Failed, 4, nil)
+	ownSnapshot := func(s *config.Sample) { s.AutoGuidance, s.GuideStep = 1, 2 }
+	f.selfGuided = f.addRun(t, false, store.Done, 5, ownSnapshot)
+	if err := os.MkdirAll(store.SnapshotDir(st.RunDir(f.selfGuided), 2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.guideGone = f.addRun(t, false, store.Done, 6, ownSnapshot)
+	f.guideRun = f.addRun(t, false, store.Done, 7, func(s *config.Sample) { s.AutoGuidance, s.GuideRun = 0.5, f.uncond })
 	if err := WriteRunProgress(st.RunDir(f.running), RunProgress{ProgressReport: progressReport(3, 7, 0.0421)}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,14 +95,18 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// addRun creates a run of a tiny config; seed makes each one distinct.
-func (f *fixture) addRun(t *testing.T, conditional bool, state store.State, seed int64) string {
+// addRun creates a run of a tiny config; seed makes each one distinct, and sample, if not nil,
+// changes its sample settings.
+func (f *fixture) addRun(t *testing.T, conditional bool, state store.State, seed int64, sample func(*config.Sample)) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Seed = seed
 	cfg.Model.Conditional = conditional
 	cfg.Diffusion.Timesteps = 50
 	cfg.Sample.Sampler, cfg.Sample.Steps = "ddim", 10
+	if sample != nil {
+		sample(&cfg.Sample)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +184,11 @@ func TestBrowse(t *testing.T) {
 		{name: "sweep report", target: "/sweeps/" + f.sweep + "/", code: 200, want: []string{"<html", f.sweep}, contentType: "text/html; charset=utf-8"},
 		{name: "generate page", target: "/generate?run=" + f.cond, code: 200, want: []string{`value="` + f.cond + `" selected`, "unconditional", ">3 · 3<", "randomize", "EventSource"}},
 		{name: "generate page, default run", target: "/generate", code: 200, want: []string{"Generate"}},
+		{name: "generate page, autoguided run", target: "/generate?run=" + f.selfGuided, code: 200, want: []string{`name="ag"`, `value="1"`, "guided by its own weights at step 2 (sample.guide_step)"}},
+		{name: "generate page, guide run", target: "/generate?run=" + f.guideRun, code: 200, want: []string{`value="0.5"`, "guided by run " + store.Short(f.uncond) + " (sample.guide_run)"}},
+		{name: "generate page, no guide", target: "/generate?run=" + f.uncond, code: 200, want: []string{`name="ag" type="number" min="0" max="20" step="0.1" value="0" readonly`, "(0: it names no sample.guide_run or sample.guide_step)"}},
+		{name: "generate page, snapshot gone", target: "/generate?run=" + f.guideGone, code: 200, want: []string{`value="0" readonly`, "its own snapshot at sample.guide_step = 2 is gone from its folder"}},
+		{name: "compare page, autoguided against unguided", target: "/compare?run=" + f.selfGuided + "&run2=" + f.uncond + "&go=1", code: 200, want: []string{"10 steps · autoguidance w = 1</h2>", `name="ag2" type="number" min="0" step="0.1" value="0" readonly`}},
 		{name: "compare page", target: "/compare?run=" + f.cond + "&run2=" + f.uncond + "&go=1", code: 200, want: []string{"left:", "right:", store.Short(f.uncond)}},
 		{name: "unknown run", target: "/runs/" + strings.Repeat("e", 64), code: 404},
 		{name: "unknown sweep", target: "/sweeps/no_such_sweep/", code: 404},
@@ -248,7 +268,7 @@ func TestPathTraversal(t *testing.T) {
 func TestBadParameters(t *testing.T) {
 	f := newFixture(t)
 	h := f.server(t, 1).Handler()
-	c, u := "run="+f.cond, "run="+f.uncond
+	c, u, g := "run="+f.cond, "run="+f.uncond, "run="+f.selfGuided
 	for _, tc := range []struct {
 		name, query, want string
 		code              int
@@ -264,6 +284,13 @@ func TestBadParameters(t *testing.T) {
 		{"w NaN", c + "&w=NaN", "w:", 400},
 		{"w too large", c + "&w=100", "w:", 400},
 		{"w on an unconditional run", u + "&w=1", "unconditional", 400},
+		{"negative ag", g + "&ag=-1", "ag: want an autoguidance weight in [0, 20]", 400},
+		{"ag NaN", g + "&ag=NaN", "ag:", 400},
+		{"ag infinite", g + "&ag=Inf", "ag:", 400},
+		{"ag too large", g + "&ag=20.5", "ag:", 400},
+		{"ag not a number", g + "&ag=lots", "ag:", 400},
+		{"ag on a run without a guide", u + "&ag=1", "ag: run " + store.Short(f.uncond) + " has no guide to autoguide with (it names no sample.guide_run", 400},
+		{"ag when the snapshot is gone", "run=" + f.guideGone + "&ag=1", "sample.guide_step = 2 is gone from its folder), so ag must be 0", 400},
 		{"no images", c + "&n=0", "n:", 400},
 		{"too many images", c + "&n=17", "n:", 400},
 		{"class out of range", c + "&class=10", "class", 400},
@@ -299,6 +326,9 @@ func TestBadParameters(t *testing.T) {
 	}
 	if rec := get(t, h, "/compare?run="+f.cond+"&seed2=4"); rec.Code != 400 {
 		t.Errorf("compare with seed2: %d, want 400 (one seed for both sides)", rec.Code)
+	}
+	if rec := get(t, h, "/compare?run="+f.selfGuided+"&run2="+f.uncond+"&ag2=1"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "right side: ag:") {
+		t.Errorf("compare with ag2 on a run without a guide: %d %q, want 400 naming ag", rec.Code, clip(rec.Body.String()))
 	}
 }
 
@@ -489,6 +519,8 @@ func TestParamsQueryRoundTrip(t *testing.T) {
 	for _, p := range []Params{
 		{Run: f.cond, Class: 7, Seed: 123456789012, Sampler: "dpmpp_2m", Steps: 20, Guidance: 2.5, N: 16, Every: 3},
 		{Run: f.uncond, Class: -1, Seed: 0, Sampler: "ddpm", Steps: 50, Guidance: 0, N: 1, Every: 50},
+		{Run: f.selfGuided, Class: -1, Seed: 9, Sampler: "ddim", Steps: 10, AutoGuidance: 2.5, N: 4, Every: 1},
+		{Run: f.selfGuided, Class: -1, Seed: 9, Sampler: "ddim", Steps: 10, AutoGuidance: 0, N: 4, Every: 1},
 	} {
 		q, err := url.ParseQuery(p.Query())
 		if err != nil {
@@ -498,6 +530,66 @@ func TestParamsQueryRoundTrip(t *testing.T) {
 		if err != nil || got != p {
 			t.Errorf("round trip of %+v: %+v, %v", p, got, err)
 		}
+	}
+}
+
+// The autoguidance weight ag defaults to the run's own sample.autoguidance when its guide is
+// there (its own snapshot, or a guide run) and to 0 when not, and reaches the generation child
+// as --autoguidance, always given (the fake child names it in its start event).
+func TestAutoGuidance(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.server(t, 1).Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, query string
+		want        float64 // Params.AutoGuidance and the child's --autoguidance
+	}{
+		{name: "the run's own, by its snapshot", query: "run=" + f.selfGuided, want: 1},
+		{name: "turned off", query: "run=" + f.selfGuided + "&ag=0", want: 0},
+		{name: "another weight", query: "run=" + f.selfGuided + "&ag=2.5", want: 2.5},
+		{name: "the largest weight", query: "run=" + f.selfGuided + "&ag=20", want: 20},
+		{name: "the run's own, by a guide run", query: "run=" + f.guideRun, want: 0.5},
+		{name: "snapshot gone: off", query: "run=" + f.guideGone, want: 0},
+		{name: "snapshot gone, asked off", query: "run=" + f.guideGone + "&ag=0", want: 0},
+		{name: "no guide", query: "run=" + f.uncond, want: 0},
+		{name: "conditional, no guide", query: "run=" + f.cond + "&class=3&w=2", want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idx, err := readIndex(f.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := url.ParseQuery(tc.query + "&steps=2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := parseParams(q, "", idx)
+			if err != nil || p.AutoGuidance != tc.want {
+				t.Fatalf("parseParams(%s): autoguidance %g, %v; want %g", tc.query, p.AutoGuidance, err, tc.want)
+			}
+			wantArg := fmt.Sprintf("ag=%g&", tc.want)
+			if !strings.Contains(p.Query(), wantArg) {
+				t.Errorf("query %s lacks %s", p.Query(), wantArg)
+			}
+			resp, err := http.Get(srv.URL + "/api/generate?" + tc.query + "&steps=2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var sampler string
+			for _, e := range readEvents(t, resp.Body) {
+				if e.name == EventStart {
+					var ev ChildEvent
+					if err := json.Unmarshal(e.data, &ev); err != nil {
+						t.Fatal(err)
+					}
+					sampler = ev.Sampler
+				}
+			}
+			if want := fmt.Sprintf("fake, autoguidance %g", tc.want); sampler != want {
+				t.Errorf("the child's start event says %q; want %q (the child given --autoguidance %g)", sampler, want, tc.want)
+			}
+		})
 	}
 }
 
