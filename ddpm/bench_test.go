@@ -144,14 +144,17 @@ func warmStep(b *testing.B, s *scope, tr *Trainer, batch int64) *ts.Tensor {
 // base 32, time embedding 128, batch 16, Min-SNR-5, cosine lr, EMA with the power warm-up. At
 // this size a step is short enough that per-op overhead shows: compare with
 // BenchmarkTrainStepRecipePerTensor, the same step with one optimizer and EMA op per parameter.
-func BenchmarkTrainStepRecipe(b *testing.B) { benchTrainStepRecipe(b, false) }
+func BenchmarkTrainStepRecipe(b *testing.B) { benchTrainStepRecipe(b, 16, false) }
+
+// BenchmarkTrainStepRecipeBatch8 is BenchmarkTrainStepRecipe at batch 8: twice the steps for
+// the same images, so per-step costs weigh twice as much (RESULTS.md section 4, batch 8).
+func BenchmarkTrainStepRecipeBatch8(b *testing.B) { benchTrainStepRecipe(b, 8, false) }
 
 // BenchmarkTrainStepRecipePerTensor is BenchmarkTrainStepRecipe without the flat buffers of
 // flat.go: Adam, the EMA and zeroGrad loop over the 62 parameters.
-func BenchmarkTrainStepRecipePerTensor(b *testing.B) { benchTrainStepRecipe(b, true) }
+func BenchmarkTrainStepRecipePerTensor(b *testing.B) { benchTrainStepRecipe(b, 16, true) }
 
-func benchTrainStepRecipe(b *testing.B, perTensor bool) {
-	const batch = 16
+func benchTrainStepRecipe(b *testing.B, batch int64, perTensor bool) {
 	model, d := benchSetupNet(b, Compute{}, UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128})
 	tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-3, LRSchedule: LRCosine, WarmupSteps: 50, TotalSteps: 1 << 30,
 		LossWeighting: WeightingMinSNR, MinSNRGamma: 5, EMADecay: 0.9999, EMAPower: 0.75, perTensor: perTensor})
