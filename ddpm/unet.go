@@ -318,7 +318,7 @@ func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
 	h = f.level(m.bottleneck, h) // (B, base·mult[L−1], H/2^L, W/2^L)
 	for k, u := range m.up {
 		skip := skips[len(skips)-1-k]
-		h = u.upsample.forward(&s, h)           // double the resolution
+		h = u.upsample.forward(&s, h, !train)   // double the resolution
 		h = f.level(u.level, s.cat(1, h, skip)) // (B, base·mult[i], H/2^i, W/2^i)
 	}
 	out := s.fp32(m.finalConv.forward(&s, h)) // (B, C, H, W), fp32 for the loss and the samplers
@@ -442,12 +442,24 @@ func (c conv2d) forward(s *scope, x *ts.Tensor) *ts.Tensor {
 
 type convTranspose2d struct{ weight, bias *ts.Tensor } // (in, out, 2, 2), stride 2
 
-func (c convTranspose2d) forward(s *scope, x *ts.Tensor) *ts.Tensor {
+// forward is the stride-2 transposed convolution. With inference set (sampling, evaluation) and
+// fp32 arithmetic it adds the bias as a broadcast add of its own: oneDNN adds a transposed
+// convolution's bias with reference code (ref_deconvolution_fwd_t), and the separate add is
+// the same arithmetic (one rounding of conv + b, so the output is equal to the bit) in about
+// 0.6× the op's time (BENCHMARKS.md). Training keeps the fused op: the bias's gradient would
+// then be summed in another order, and a stored run would no longer train again to the bit.
+func (c convTranspose2d) forward(s *scope, x *ts.Tensor, inference bool) *ts.Tensor {
 	x, w, b := s.convIn(x), s.convIn(c.weight), s.lowp(c.bias)
 	if s.failed(x, w, b) {
 		return nil
 	}
-	return s.do(ts.ConvTranspose2d(x, w, b, []int64{2, 2}, []int64{0, 0}, []int64{0, 0}, 1, []int64{1, 1}))
+	stride, padding, outputPadding, dilation := []int64{2, 2}, []int64{0, 0}, []int64{0, 0}, []int64{1, 1}
+	if !inference || s.compute.Precision == BF16 {
+		return s.do(ts.ConvTranspose2d(x, w, b, stride, padding, outputPadding, 1, dilation))
+	}
+	noBias := s.keep(ts.NewTensor()) // an undefined tensor: libtorch's "no bias"
+	y := s.do(ts.ConvTranspose2d(x, w, noBias, stride, padding, outputPadding, 1, dilation))
+	return s.add(y, s.view(b, 1, -1, 1, 1))
 }
 
 type groupNorm struct{ weight, bias *ts.Tensor }
