@@ -18,9 +18,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -305,4 +307,48 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkForwardSplitBias times the U-Net's forward pass on 64 images without gradients two
+// ways in alternation, the transposed convolutions' bias fused (a training pass; dropout is 0)
+// and added as an op of its own (an inference pass, unet.go), and reports the median over the
+// pairs of split/fused: alternating within one process cancels this VM's drift from minute to
+// minute, which separate runs of BenchmarkSample64 cannot resolve at a few percent.
+func BenchmarkForwardSplitBias(b *testing.B) {
+	model, _ := benchSetup(b, Compute{})
+	xT := benchNoise(b)
+	var s scope
+	defer s.drop()
+	t := s.fromInt64(make([]int64, benchSampleBatch), gotch.CPU)
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+	pass := func(train bool) time.Duration {
+		start := time.Now()
+		err := NoGrad(func() error {
+			out, err := model.Net.ForwardT(xT, t, nil, train)
+			if err == nil {
+				out.MustDrop()
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	pass(true) // warm-up: oneDNN builds its primitives on first use
+	pass(false)
+	var ratios []float64
+	var fused, split time.Duration
+	for b.Loop() {
+		f, sp := pass(true), pass(false)
+		fused, split = fused+f, split+sp
+		ratios = append(ratios, float64(sp)/float64(f))
+	}
+	slices.Sort(ratios)
+	n := float64(len(ratios))
+	b.ReportMetric(float64(fused.Milliseconds())/n, "ms-fused")
+	b.ReportMetric(float64(split.Milliseconds())/n, "ms-split")
+	b.ReportMetric(ratios[len(ratios)/2], "split/fused")
 }
