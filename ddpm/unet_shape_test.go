@@ -169,7 +169,8 @@ func TestUNetShapeErrors(t *testing.T) {
 // TestInferenceUpsampleEqualsFused checks that an inference pass, which adds the transposed
 // convolutions' bias as an op of its own, gives the same output to the bit as a training pass
 // (without dropout), which leaves the bias to the fused op: sampling a stored run draws the
-// images it drew before the split. Both layouts, one and two levels, and a class-conditional net.
+// images it drew before the split, and frees every tensor it makes. Both layouts, one and two
+// levels, and a class-conditional net.
 func TestInferenceUpsampleEqualsFused(t *testing.T) {
 	lockThread(t)
 	tests := []struct {
@@ -217,6 +218,24 @@ func TestInferenceUpsampleEqualsFused(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The inference pass frees what it makes, the undefined "no bias" tensor included.
+			settleTensors(t)
+			before := LiveTensors()
+			for range 3 {
+				err := NoGrad(func() error {
+					o, err := m.Net.ForwardT(x, tt6, y, false)
+					if err == nil {
+						o.MustDrop()
+					}
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if after := LiveTensors(); after != before {
+				t.Errorf("%d live tensors before three inference passes, %d after", before, after)
 			}
 			if !sameBits(out[0], out[1]) {
 				diff := 0
