@@ -4,6 +4,7 @@
 # libtorch binaries, with the same thread count; prints a Markdown table with the ratios.
 #
 #   bash runner/scripts/bench.sh [--threads N] [--benchtime SECONDS] [--rounds R] [--precision P] [--layout L]
+#   bash runner/scripts/bench.sh --pairs N [--torch-malloc runner] [--benchtime SECONDS]
 #   bash runner/scripts/bench.sh --prepare-only   only make the venv (ddpm_torch.py's tests use it)
 #   go tool task bench -- --rounds 2
 #
@@ -17,6 +18,12 @@
 # --layout     nchw (default) | nhwc | both: libtorch's default layout, or channels-last
 #              convolutions on both sides (Go: the …ChannelsLast benchmarks, Compute.ChannelsLast;
 #              PyTorch: memory_format=torch.channels_last for the weights and inputs).
+# --pairs      N > 0: only the DDPM step (64 images, fp32), in N alternating pairs of fresh
+#              processes (Go, PyTorch, Go, …), each timed for --benchtime after a warm-up; prints
+#              each pair and each side's range. Short pairs sample the VM's drift finely, which
+#              is what a steadiness figure needs; no training, peak or DDIM-50.
+# --torch-malloc  default (glibc's, as users run PyTorch) | runner: the PyTorch side gets the Go
+#              side's malloc settings too, so the pair compares the same allocator.
 #
 # Before the rounds it measures the machine's peak once per precision (bench_torch.py --peak: a
 # 2048³ matmul and the U-Net's dominant 3×3 convolution, in GFLOP/s) and the U-Net's FLOPs per
@@ -49,6 +56,8 @@ rounds=1
 precision=fp32
 layout=nchw
 prepare_only=false
+pairs=0
+torch_malloc=default
 # runner/executor.MallocTunables (TestBenchUsesMallocTunables checks that they are the same).
 malloc_tunables=glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=1073741824
 go_tunables=${GLIBC_TUNABLES:-$malloc_tunables}
@@ -63,6 +72,8 @@ while [[ $# -gt 0 ]]; do
 	--precision) precision=$2; shift 2 ;;
 	--layout) layout=$2; shift 2 ;;
 	--prepare-only) prepare_only=true; shift ;;
+	--pairs) pairs=$2; shift 2 ;;
+	--torch-malloc) torch_malloc=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
@@ -70,6 +81,12 @@ done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got $threads"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got $rounds"
 [[ $benchtime =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--benchtime must be a number of seconds, got $benchtime"
+[[ $pairs =~ ^[0-9]+$ ]] || die "--pairs must be a whole number, got $pairs"
+case $torch_malloc in
+default) py_tunables=${GLIBC_TUNABLES:-} ;;
+runner) py_tunables=$go_tunables ;;
+*) die "--torch-malloc must be default or runner, got $torch_malloc" ;;
+esac
 case $precision in
 fp32 | bf16) precisions=("$precision") ;;
 both) precisions=(fp32 bf16) ;;
@@ -143,6 +160,35 @@ cd "$repo"
 log "compiling the Go benchmarks"
 go test -c -o "$out/ddpm.test" ./ddpm
 export DDPMLAB_THREADS=$threads
+if ((pairs > 0)); then
+	for ((i = 1; i <= pairs; i++)); do
+		log "pair $i/$pairs: Go DDPM step (benchtime ${benchtime}s, load $(cut -d' ' -f1-3 /proc/loadavg))"
+		(cd ddpm && GLIBC_TUNABLES=$go_tunables "$out/ddpm.test" -test.run '^$' -test.bench '^BenchmarkSample64$' \
+			-test.benchtime "${benchtime}s") | tee "$out/pair$i-go.txt" >&2
+		log "pair $i/$pairs: PyTorch DDPM step (malloc: $torch_malloc)"
+		GLIBC_TUNABLES=$py_tunables CUDA_VISIBLE_DEVICES= "$venv/bin/python" runner/scripts/bench_torch.py --only step \
+			--threads "$threads" --benchtime "$benchtime" | tee "$out/pair$i-py.json" >&2
+	done
+	"$venv/bin/python" - "$out" "$pairs" "$torch_malloc" <<'PY'
+import json, statistics, sys
+out, pairs, malloc = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+go, py = [], []
+for i in range(1, pairs + 1):
+    line = next(l for l in open(f"{out}/pair{i}-go.txt") if l.startswith("BenchmarkSample64"))
+    go.append(float(line.split()[2]) / 1e9)
+    py.append(json.load(open(f"{out}/pair{i}-py.json"))["sample"]["ddpm_step"]["s_per_step"])
+print(f"\nDDPM step, 64 images, s per step; PyTorch malloc: {malloc}\n")
+print("| pair | Go | PyTorch | Go speed / PyTorch speed |")
+print("|---|---:|---:|---:|")
+for i, (g, p) in enumerate(zip(go, py), 1):
+    print(f"| {i} | {g:.3f} | {p:.3f} | {p / g:.2f}× |")
+spread = lambda v: max(v) / min(v) - 1
+print(f"\nGo {min(go):.3f}–{max(go):.3f} s (spread {spread(go):.0%}, median {statistics.median(go):.3f}); "
+      f"PyTorch {min(py):.3f}–{max(py):.3f} s (spread {spread(py):.0%}, median {statistics.median(py):.3f}); "
+      f"Go at least as fast in {sum(p >= g for g, p in zip(go, py))} of {pairs} pairs")
+PY
+	exit 0
+fi
 peak_time=$(awk -v b="$benchtime" 'BEGIN { print (b < 5 ? b : 5) }')
 for p in "${precisions[@]}"; do
 	log "peak, $p: matmul and 3x3 convolution (benchtime ${peak_time}s, load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -190,12 +190,19 @@ def ddim_step(model, sched, x, t, prev_t, precision):
     return pred_x0 * math.sqrt(ac_prev) + eps * math.sqrt(max(0.0, 1 - ac_prev))
 
 
-def bench_sample(model, sched, benchtime, precision, channels_last=False):
+def bench_step(model, sched, benchtime, precision, channels_last=False):
+    """One reverse DDPM step at t = 999 of the full 1000-step chain (noise added, as in all but
+    the last) on 64 images, timed for benchtime seconds after a warm-up."""
     x_t = layout(torch.randn(SAMPLE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0)), channels_last)
     with torch.no_grad():
-        # One reverse step at t = 999 of the full 1000-step chain (noise added, as in all but the last).
         n, secs = timed(lambda: ddpm_step(model, sched, x_t, T - 1, T - 2, False, precision), benchtime)
-        per_step = secs / n
+    return {"steps": n, "seconds": secs, "s_per_step": secs / n, "s_per_64img_1000steps": secs / n * T}
+
+
+def bench_sample(model, sched, benchtime, precision, channels_last=False):
+    x_t = layout(torch.randn(SAMPLE_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(0)), channels_last)
+    step = bench_step(model, sched, benchtime, precision, channels_last)
+    with torch.no_grad():
         # A whole DDIM-50 run with trailing spacing: t_i = round(T − i·T/k) − 1.
         k = 50
         steps = [(2 * T * (k - i) + k) // (2 * k) - 1 for i in range(k)]
@@ -208,8 +215,7 @@ def bench_sample(model, sched, benchtime, precision, channels_last=False):
 
         # Warm up with one step, as the Go benchmark does with a 1-step sampler.
         runs, ddim_secs = timed(ddim50, benchtime, lambda: ddim_step(model, sched, x_t, T - 1, -1, precision))
-    return {"ddpm_step": {"steps": n, "seconds": secs, "s_per_step": per_step,
-                          "s_per_64img_1000steps": per_step * T},
+    return {"ddpm_step": step,
             "ddim50": {"runs": runs, "seconds": ddim_secs, "s_per_64img": ddim_secs / runs}}
 
 
@@ -217,7 +223,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--benchtime", type=float, default=20.0, help="seconds per measurement (after a warm-up)")
-    ap.add_argument("--only", choices=["train", "sample"], help="run one benchmark only")
+    ap.add_argument("--only", choices=["train", "sample", "step"],
+                    help="run one benchmark only (step: the DDPM step alone, without DDIM-50)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="the U-Net's arithmetic: fp32, or bf16 under CPU autocast (default fp32)")
     ap.add_argument("--channels-last", action="store_true", help="weights and inputs in channels-last layout")
@@ -247,6 +254,8 @@ def main():
         out["train"] = bench_train(model, sched, args.benchtime, args.precision, args.channels_last)
     if args.only in (None, "sample"):
         out["sample"] = bench_sample(model, sched, args.benchtime, args.precision, args.channels_last)
+    if args.only == "step":
+        out["sample"] = {"ddpm_step": bench_step(model, sched, args.benchtime, args.precision, args.channels_last)}
     print(json.dumps(out))
 
 
