@@ -445,8 +445,8 @@ type convTranspose2d struct{ weight, bias *ts.Tensor } // (in, out, 2, 2), strid
 // forward is the stride-2 transposed convolution. With inference set (sampling, evaluation) and
 // fp32 arithmetic it adds the bias as a broadcast add of its own: oneDNN adds a transposed
 // convolution's bias with reference code (ref_deconvolution_fwd_t), and the separate add is
-// the same arithmetic (one rounding of conv + b, so the output is equal to the bit) in about
-// 0.6× the op's time (BENCHMARKS.md). Training keeps the fused op: the bias's gradient would
+// the same arithmetic (one rounding of conv + b, so the output is equal to the bit) in 0.5–0.7×
+// the op's time (BENCHMARKS.md). Training keeps the fused op: the bias's gradient would
 // then be summed in another order, and a stored run would no longer train again to the bit.
 func (c convTranspose2d) forward(s *scope, x *ts.Tensor, inference bool) *ts.Tensor {
 	x, w, b := s.convIn(x), s.convIn(c.weight), s.lowp(c.bias)
