@@ -325,16 +325,7 @@ func BenchmarkForwardSplitBias(b *testing.B) {
 	}
 	pass := func(train bool) time.Duration {
 		start := time.Now()
-		err := NoGrad(func() error {
-			out, err := model.Net.ForwardT(xT, t, nil, train)
-			if err == nil {
-				out.MustDrop()
-			}
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		forwardAndDrop(b, model.Net, xT, t, nil, train)
 		return time.Since(start)
 	}
 	pass(true) // warm-up: oneDNN builds its primitives on first use

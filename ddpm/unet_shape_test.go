@@ -223,16 +223,7 @@ func TestInferenceUpsampleEqualsFused(t *testing.T) {
 			settleTensors(t)
 			before := LiveTensors()
 			for range 3 {
-				err := NoGrad(func() error {
-					o, err := m.Net.ForwardT(x, tt6, y, false)
-					if err == nil {
-						o.MustDrop()
-					}
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				forwardAndDrop(t, m.Net, x, tt6, y, false)
 			}
 			if after := LiveTensors(); after != before {
 				t.Errorf("%d live tensors before three inference passes, %d after", before, after)
@@ -247,5 +238,21 @@ func TestInferenceUpsampleEqualsFused(t *testing.T) {
 				t.Errorf("%d of %d outputs differ between the inference and the fused pass", diff, len(out[0]))
 			}
 		})
+	}
+}
+
+// forwardAndDrop runs one pass of net without gradients and frees its output: a pass whose
+// cost or leftovers are what is measured.
+func forwardAndDrop(tb testing.TB, net *UNet, x, t, y *ts.Tensor, train bool) {
+	tb.Helper()
+	err := NoGrad(func() error {
+		out, err := net.ForwardT(x, t, y, train)
+		if err == nil {
+			out.MustDrop()
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
