@@ -27,16 +27,9 @@ func (b *builder) attention(p *nn.Path, channels, heads int64) *attention {
 	return &attention{
 		norm:  b.groupNorm(p.Sub("norm"), channels),
 		qkv:   b.conv2dK(p.Sub("qkv"), channels, 3*channels, 1, 0),
-		out:   b.zeroConv1x1(p.Sub("out"), channels, channels),
+		out:   b.zeroConv(p.Sub("out"), channels, channels, 1),
 		heads: heads,
 	}
-}
-
-// zeroConv1x1 is a 1×1 convolution with zero weights and bias (Ho et al.'s proj_out, whose
-// initialisation scale is 0).
-func (b *builder) zeroConv1x1(p *nn.Path, in, out int64) conv2d {
-	zero := nn.NewConstInit(0)
-	return conv2d{weight: b.param(p, "weight", []int64{out, in, 1, 1}, zero), bias: b.param(p, "bias", []int64{out}, zero)}
 }
 
 // fail records err as the builder's first error.

@@ -146,18 +146,23 @@ func warmStep(b *testing.B, s *scope, tr *Trainer, batch int64) *ts.Tensor {
 // base 32, time embedding 128, batch 16, Min-SNR-5, cosine lr, EMA with the power warm-up. At
 // this size a step is short enough that per-op overhead shows: compare with
 // BenchmarkTrainStepRecipePerTensor, the same step with one optimizer and EMA op per parameter.
-func BenchmarkTrainStepRecipe(b *testing.B) { benchTrainStepRecipe(b, 16, false) }
+func BenchmarkTrainStepRecipe(b *testing.B) { benchTrainStepRecipe(b, 16, false, BlockGuide) }
 
 // BenchmarkTrainStepRecipeBatch8 is BenchmarkTrainStepRecipe at batch 8: twice the steps for
 // the same images, so per-step costs weigh twice as much (RESULTS.md section 4, batch 8).
-func BenchmarkTrainStepRecipeBatch8(b *testing.B) { benchTrainStepRecipe(b, 8, false) }
+func BenchmarkTrainStepRecipeBatch8(b *testing.B) { benchTrainStepRecipe(b, 8, false, BlockGuide) }
 
 // BenchmarkTrainStepRecipePerTensor is BenchmarkTrainStepRecipe without the flat buffers of
 // flat.go: Adam, the EMA and zeroGrad loop over the 62 parameters.
-func BenchmarkTrainStepRecipePerTensor(b *testing.B) { benchTrainStepRecipe(b, 16, true) }
+func BenchmarkTrainStepRecipePerTensor(b *testing.B) { benchTrainStepRecipe(b, 16, true, BlockGuide) }
 
-func benchTrainStepRecipe(b *testing.B, batch int64, perTensor bool) {
-	model, d := benchSetupNet(b, Compute{}, UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128})
+// BenchmarkTrainStepRecipeResNet is BenchmarkTrainStepRecipe with Ho et al.'s residual blocks
+// (model.block = "resnet"): the same convolutions, plus shortcut convolutions, GroupNorms over
+// the blocks' inputs and one before the last convolution.
+func BenchmarkTrainStepRecipeResNet(b *testing.B) { benchTrainStepRecipe(b, 16, false, BlockResNet) }
+
+func benchTrainStepRecipe(b *testing.B, batch int64, perTensor bool, block string) {
+	model, d := benchSetupNet(b, Compute{}, UNetConfig{ImageChannels: 1, BaseChannels: 32, TimeEmbDim: 128, Block: block})
 	tr, err := NewTrainer(model, d, TrainConfig{LR: 2e-3, LRSchedule: LRCosine, WarmupSteps: 50, TotalSteps: 1 << 30,
 		LossWeighting: WeightingMinSNR, MinSNRGamma: 5, EMADecay: 0.9999, EMAPower: 0.75, perTensor: perTensor})
 	if err != nil {

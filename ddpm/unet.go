@@ -41,6 +41,9 @@ type UNetConfig struct {
 	Dropout float64 `json:",omitempty"`
 	// Prediction is what the network's output means: "eps" (also "") or "v" (prediction.go).
 	Prediction string `json:",omitempty"`
+	// Block is the block type: BlockGuide (also "") or BlockResNet (resblock.go), whose
+	// network also normalises before its final convolution (GroupNorm, activation).
+	Block string `json:",omitempty"`
 	// ImageHeight and ImageWidth are the size of the images the network is built for; 0 means
 	// 28 (MNIST). The network is convolutional, so they change no parameter: they fix the side
 	// of each level, which Attention names, and must halve exactly once per level (divisible
@@ -85,6 +88,9 @@ func (c UNetConfig) compact() UNetConfig {
 	}
 	if c.Prediction == PredictEps {
 		c.Prediction = ""
+	}
+	if c.Block == BlockGuide {
+		c.Block = ""
 	}
 	if c.ImageHeight == DefaultImageSide {
 		c.ImageHeight = 0
@@ -137,6 +143,8 @@ func (c UNetConfig) widths() []int64 {
 //
 // The timestep t goes through a sinusoidal embedding and an MLP, and every block adds a learned
 // projection of it to its features. A conditional model adds a class embedding to it as well.
+// The blocks are the guide's DownBlock, or with Config.Block = BlockResNet Ho et al.'s residual
+// block (resblock.go), which also puts a GroupNorm and the activation before finalConv.
 type UNet struct {
 	Config UNetConfig
 
@@ -147,7 +155,8 @@ type UNet struct {
 	initConv           conv2d
 	down               []level // full resolution first
 	bottleneck         level
-	up                 []upLevel // lowest resolution first
+	up                 []upLevel  // lowest resolution first
+	outNorm            *groupNorm // before finalConv, with the activation; resnet blocks only
 	finalConv          conv2d
 	compute            Compute // precision and layout of its passes (SetCompute, precision.go)
 }
@@ -155,7 +164,7 @@ type UNet struct {
 // level is the blocks of one resolution, each followed by its attention block when the level
 // has attention (attention[j] is nil otherwise).
 type level struct {
-	blocks    []block
+	blocks    []unetBlock
 	attention []*attention
 }
 
@@ -192,6 +201,9 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	if cfg.Prediction != "" && cfg.Prediction != PredictV {
 		return nil, fmt.Errorf("unet: unknown prediction %q (want %q or %q)", cfg.Prediction, PredictEps, PredictV)
 	}
+	if cfg.Block != "" && cfg.Block != BlockResNet {
+		return nil, fmt.Errorf("unet: unknown block type %q (want %q or %q)", cfg.Block, BlockGuide, BlockResNet)
+	}
 	if slices.ContainsFunc(cfg.ChannelMult, func(k int) bool { return k < 1 }) {
 		return nil, fmt.Errorf("unet: channel multipliers must be >= 1, got %v", cfg.ChannelMult)
 	}
@@ -222,7 +234,7 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 	}
 	m.initConv = b.conv2d(p.Sub("init_conv"), int64(cfg.ImageChannels), c, 3)
 	// newLevel builds the blocks of one resolution: the first maps in to out channels, the
-	// others out to out.
+	// others out to out (guide blocks after the first as h + block(h)).
 	newLevel := func(name string, resolution int, in, out int64) level {
 		attend := slices.Contains(cfg.Attention, resolution)
 		var lv level
@@ -231,7 +243,7 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 			if j > 0 {
 				in = out
 			}
-			lv.blocks = append(lv.blocks, b.block(bp, in, out, d))
+			lv.blocks = append(lv.blocks, b.newBlock(cfg.Block, bp, j, in, out, d))
 			var a *attention
 			if attend {
 				if out%heads != 0 {
@@ -258,7 +270,15 @@ func NewUNet(p *nn.Path, cfg UNetConfig) (*UNet, error) {
 		m.up = append(m.up, u)
 		x = widths[i]
 	}
-	m.finalConv = b.conv2dK(p.Sub("final_conv"), widths[0], int64(cfg.ImageChannels), 1, 0)
+	if cfg.Block == BlockResNet {
+		// Pre-activation blocks hand on their sum unnormalised: Ho et al. end with GN and SiLU,
+		// and a last convolution that starts at zero (their conv_out), so ε̂ starts at 0.
+		n := b.groupNorm(p.Sub("out_norm"), widths[0])
+		m.outNorm = &n
+		m.finalConv = b.zeroConv(p.Sub("final_conv"), widths[0], int64(cfg.ImageChannels), 1)
+	} else {
+		m.finalConv = b.conv2dK(p.Sub("final_conv"), widths[0], int64(cfg.ImageChannels), 1, 0)
+	}
 	if b.err != nil {
 		return nil, fmt.Errorf("unet: create parameters: %w", b.err)
 	}
@@ -321,6 +341,9 @@ func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
 		h = u.upsample.forward(&s, h, !train)   // double the resolution
 		h = f.level(u.level, s.cat(1, h, skip)) // (B, base·mult[i], H/2^i, W/2^i)
 	}
+	if m.outNorm != nil {
+		h = m.act(&s, m.outNorm.forward(&s, h))
+	}
 	out := s.fp32(m.finalConv.forward(&s, h)) // (B, C, H, W), fp32 for the loss and the samplers
 	if s.err != nil {
 		return nil, fmt.Errorf("unet forward: %w", s.err)
@@ -336,15 +359,10 @@ type forwardPass struct {
 	train bool
 }
 
-// level runs a level's blocks, each followed by its attention block if it has one; the blocks
-// after the first are residual.
+// level runs a level's blocks, each followed by its attention block if it has one.
 func (f forwardPass) level(lv level, h *ts.Tensor) *ts.Tensor {
 	for j, b := range lv.blocks {
-		out := b.forward(f, h)
-		if j > 0 {
-			out = f.s.add(h, out) // h + block(h): extra depth that starts near the identity path
-		}
-		h = out
+		h = b.forward(f, h)
 		if a := lv.attention[j]; a != nil {
 			h = a.forward(f.s, h)
 		}
@@ -504,6 +522,14 @@ func (b *builder) conv2d(p *nn.Path, in, out, k int64) conv2d { return b.conv2dK
 func (b *builder) conv2dK(p *nn.Path, in, out, k, padding int64) conv2d {
 	fanIn := in * k * k
 	return conv2d{weight: b.uniform(p, "weight", []int64{out, in, k, k}, fanIn), bias: b.uniform(p, "bias", []int64{out}, fanIn), padding: padding}
+}
+
+// zeroConv is a k×k convolution (padding k/2) with zero weights and bias: Ho et al.'s layers
+// whose initialisation scale is 0 (an attention block's output projection, a residual
+// block's second convolution), so that the block starts as its identity path.
+func (b *builder) zeroConv(p *nn.Path, in, out, k int64) conv2d {
+	zero := nn.NewConstInit(0)
+	return conv2d{weight: b.param(p, "weight", []int64{out, in, k, k}, zero), bias: b.param(p, "bias", []int64{out}, zero), padding: k / 2}
 }
 
 func (b *builder) convTranspose2d(p *nn.Path, in, out int64) convTranspose2d {

@@ -15,9 +15,27 @@ import (
 // listed resolutions (4c² + 6c each: GroupNorm 2c, qkv 3c² + 3c, output c² + c), matched
 // against level sides side, side/2, ….
 func expectedParamsShape(C, D, ch int64, mult []int64, r int64, attention []int, side int) int64 {
+	return expectedParamsBlocks(C, D, ch, mult, r, attention, side, BlockGuide)
+}
+
+// expectedParamsBlocks is expectedParamsShape for either block type: a guide block has two
+// 3×3 convolutions, its time projection and two GroupNorms over its output (4·out); a residual
+// block (BlockResNet) normalises its input instead of its first convolution's output
+// (2·in + 2·out), adds a 1×1 shortcut convolution when in ≠ out, and its network one more
+// GroupNorm before the last convolution (2·w_0).
+func expectedParamsBlocks(C, D, ch int64, mult []int64, r int64, attention []int, side int, kind string) int64 {
 	linear := func(in, out int64) int64 { return in*out + out }
 	conv := func(in, out, k int64) int64 { return in*out*k*k + out }
 	block := func(in, out int64) int64 { return conv(in, out, 3) + conv(out, out, 3) + 4*out + linear(D, out) }
+	if kind == BlockResNet {
+		block = func(in, out int64) int64 {
+			n := 2*in + conv(in, out, 3) + linear(D, out) + 2*out + conv(out, out, 3)
+			if in != out {
+				n += conv(in, out, 1)
+			}
+			return n
+		}
+	}
 	attn := func(c int64, res int) int64 {
 		if slices.Contains(attention, res) {
 			return 4*c*c + 6*c
@@ -42,6 +60,9 @@ func expectedParamsShape(C, D, ch int64, mult []int64, r int64, attention []int,
 	for i := L - 1; i >= 0; i-- { // up: upsample x → x, block(x + w_i → w_i), r − 1 more
 		n += conv(x, x, 2) + block(x+w[i], w[i]) + (r-1)*block(w[i], w[i]) + r*attn(w[i], res(i))
 		x = w[i]
+	}
+	if kind == BlockResNet {
+		n += 2 * w[0] // out_norm
 	}
 	return n
 }

@@ -64,6 +64,9 @@ type Model struct {
 	AttentionHeads int     `toml:"attention_heads" canonical:"omitdefault"`      // heads of each attention block
 	Activation     string  `toml:"activation" canonical:"omitdefault"`           // "silu" | "gelu" | "relu" | "mish"
 	Dropout        float64 `toml:"dropout" canonical:"omitdefault"`              // in each block, between the convolutions; training only
+	// Block is the block type: "guide" (the guide's DownBlock) or "resnet" (Ho et al. 2020's
+	// pre-activation residual block, its second convolution starting at zero).
+	Block string `toml:"block" canonical:"omitdefault"`
 }
 
 // Diffusion sets the forward process.
@@ -155,7 +158,7 @@ func Default() Config {
 	return Config{
 		Seed:      0,
 		Data:      Data{Dataset: "mnist", Resize: "resize"},
-		Model:     Model{BaseChannels: 64, TimeEmbDim: 256, ChannelMult: "1,2", ResBlocks: 1, AttentionHeads: 4, Activation: "silu"},
+		Model:     Model{BaseChannels: 64, TimeEmbDim: 256, ChannelMult: "1,2", ResBlocks: 1, AttentionHeads: 4, Activation: "silu", Block: "guide"},
 		Diffusion: Diffusion{Timesteps: 1000, Schedule: "linear", BetaStart: 1e-4, BetaEnd: 0.02, Prediction: "eps"},
 		Train: Train{Epochs: 20, BatchSize: 128, LR: 2e-4, PUncond: 0.1,
 			CheckpointEvery: 5, SampleEvery: 1,

@@ -28,7 +28,7 @@ func TestRecipeKeysKeepOldHashes(t *testing.T) {
 			{"model.channel_mult", "[1, 2]"}, {"model.attention", "[]"}, {"model.activation", "silu"},
 			{"model.res_blocks", "1"}, {"model.dropout", "0"}, {"diffusion.prediction", "eps"},
 			{"train.lr_schedule", "constant"}, {"train.min_snr_gamma", "5"}, {"train.ema_every", "1"},
-			{"train.adam_beta1", "0.9"}, {"train.adam_beta2", "0.999"},
+			{"train.adam_beta1", "0.9"}, {"train.adam_beta2", "0.999"}, {"model.block", "guide"},
 		}, want: "da0bfe6217e32c4112f72ffc2c98493c2c0a6c6b277db456bf8aa81f17fad00e"},
 	}
 	for _, tt := range tests {
@@ -132,6 +132,7 @@ res_blocks = 0
 attention_heads = 0
 activation = "tanh"
 dropout = 1.0
+block = "dense"
 
 [diffusion]
 prediction = "x0"
@@ -155,17 +156,18 @@ adam_beta2 = 0
 		`recipe.toml:5: model.attention_heads: must be >= 1, got 0`,
 		`recipe.toml:6: model.activation: must be one of "silu" | "gelu" | "relu" | "mish", got "tanh"`,
 		`recipe.toml:7: model.dropout: must be in [0, 1), got 1`,
-		`recipe.toml:10: diffusion.prediction: must be one of "eps" | "v", got "x0"`,
-		`recipe.toml:13: train.lr_schedule: must be one of "constant" | "cosine" | "linear", got "step"`,
-		`recipe.toml:14: train.warmup_steps: must be >= 0, got -1`,
-		`recipe.toml:15: train.loss_weighting: must be one of "none" | "min_snr", got "p2"`,
-		`recipe.toml:16: train.min_snr_gamma: must be > 0, got 0`,
-		`recipe.toml:17: train.timestep_sampling: must be one of "uniform" | "stratified", got "importance"`,
-		`recipe.toml:19: train.ema_power: is a warm-up of its own: set train.ema_warmup = false to use it, or ema_power = 0 (got 0.75)`,
-		`recipe.toml:20: train.ema_every: must be >= 1, got 0`,
-		`recipe.toml:21: train.ema_start: must be >= 0, got -5`,
-		`recipe.toml:22: train.adam_beta1: must be in (0, 1), got 1`,
-		`recipe.toml:23: train.adam_beta2: must be in (0, 1), got 0`,
+		`recipe.toml:8: model.block: must be one of "guide" | "resnet", got "dense"`,
+		`recipe.toml:11: diffusion.prediction: must be one of "eps" | "v", got "x0"`,
+		`recipe.toml:14: train.lr_schedule: must be one of "constant" | "cosine" | "linear", got "step"`,
+		`recipe.toml:15: train.warmup_steps: must be >= 0, got -1`,
+		`recipe.toml:16: train.loss_weighting: must be one of "none" | "min_snr", got "p2"`,
+		`recipe.toml:17: train.min_snr_gamma: must be > 0, got 0`,
+		`recipe.toml:18: train.timestep_sampling: must be one of "uniform" | "stratified", got "importance"`,
+		`recipe.toml:20: train.ema_power: is a warm-up of its own: set train.ema_warmup = false to use it, or ema_power = 0 (got 0.75)`,
+		`recipe.toml:21: train.ema_every: must be >= 1, got 0`,
+		`recipe.toml:22: train.ema_start: must be >= 0, got -5`,
+		`recipe.toml:23: train.adam_beta1: must be in (0, 1), got 1`,
+		`recipe.toml:24: train.adam_beta2: must be in (0, 1), got 0`,
 	}
 	_, err := Parse("recipe.toml", []byte(src))
 	if got := strings.Split(errString(err), "\n"); !reflect.DeepEqual(got, want) {

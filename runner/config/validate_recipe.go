@@ -8,6 +8,7 @@ import (
 // The accepted values of the recipe and architecture keys.
 var (
 	Activations       = []string{"silu", "gelu", "relu", "mish"}
+	Blocks            = []string{"guide", "resnet"}
 	Predictions       = []string{"eps", "v"}
 	LossWeightings    = []string{"none", "min_snr"}
 	LRSchedules       = []string{"constant", "cosine", "linear"}
@@ -119,11 +120,12 @@ func (c Config) validateLevels(e *ErrorList, h, w int) {
 	}
 }
 
-// validateTrainRecipe checks the rest of the recipe keys: activation, dropout, prediction
+// validateTrainRecipe checks the rest of the recipe keys: activation, block, dropout, prediction
 // and the training recipe.
 func (c Config) validateTrainRecipe(e *ErrorList) {
 	m := c.Model
 	oneOf(e, "model.activation", m.Activation, Activations)
+	oneOf(e, "model.block", m.Block, Blocks)
 	if !(m.Dropout >= 0 && m.Dropout < 1) {
 		e.add("model.dropout", "must be in [0, 1), got %s", formatFloat(m.Dropout))
 	}

@@ -51,7 +51,7 @@ func unetConfig(cfg config.Config, shape imageShape) ddpm.UNetConfig {
 	unet := ddpm.UNetConfig{ImageChannels: shape.C, ImageHeight: shape.H, ImageWidth: shape.W,
 		BaseChannels: m.BaseChannels, TimeEmbDim: m.TimeEmbDim,
 		ChannelMult: mult, ResBlocks: m.ResBlocks, Attention: attention, AttentionHeads: m.AttentionHeads,
-		Activation: m.Activation, Dropout: m.Dropout, Prediction: cfg.Diffusion.Prediction}
+		Activation: m.Activation, Dropout: m.Dropout, Prediction: cfg.Diffusion.Prediction, Block: m.Block}
 	if m.Conditional {
 		unet.NumClasses = len(classNames(cfg))
 	}

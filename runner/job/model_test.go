@@ -3,6 +3,7 @@ package job
 import (
 	"testing"
 
+	"github.com/ddpmlab/ddpmlab/ddpm"
 	"github.com/ddpmlab/ddpmlab/runner/config"
 )
 
@@ -32,5 +33,18 @@ func TestTrainConfigAdamBetas(t *testing.T) {
 				t.Errorf("trainConfig betas (%g, %g), want (%g, %g)", got.AdamBeta1, got.AdamBeta2, tt.want1, tt.want2)
 			}
 		})
+	}
+}
+
+// model.block reaches the U-Net: "guide" is the guide's network (its parameter count), and
+// "resnet" a network of residual blocks.
+func TestUNetConfigBlock(t *testing.T) {
+	for _, tt := range []struct{ block, want string }{{"guide", ""}, {"resnet", ddpm.BlockResNet}} {
+		c := config.Default()
+		c.Model.Block = tt.block
+		got := unetConfig(c, defaultShape)
+		if !got.Equal(ddpm.UNetConfig{ImageChannels: 1, BaseChannels: 64, TimeEmbDim: 256, Block: tt.want}) {
+			t.Errorf("model.block = %q: U-Net %+v; want block %q", tt.block, got, tt.want)
+		}
 	}
 }
