@@ -48,16 +48,7 @@ type resBlock struct {
 func (b resBlock) forward(f forwardPass, x *ts.Tensor) *ts.Tensor {
 	s, act := f.s, f.net.act
 	h := b.conv1.forward(s, act(s, b.norm1.forward(s, x)))
-	t := b.timeMLP.forward(s, act(s, f.emb)) // (B, C_out), broadcast over H×W
-	if s.failed(t) {
-		return nil
-	}
-	size, err := t.Size()
-	if err != nil {
-		s.err = err
-		return nil
-	}
-	h = act(s, b.norm2.forward(s, s.add(h, s.view(t, size[0], size[1], 1, 1))))
+	h = act(s, b.norm2.forward(s, f.addTime(b.timeMLP, h)))
 	if f.train && f.net.dropout > 0 {
 		h = s.dropout(h, f.net.dropout)
 	}

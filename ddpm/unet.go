@@ -416,8 +416,18 @@ type block struct {
 func (b block) forward(f forwardPass, x *ts.Tensor) *ts.Tensor {
 	s, act := f.s, f.net.act
 	h := act(s, b.norm1.forward(s, b.conv1.forward(s, x)))
-	// Inject the timestep: project the embedding to this block's channels, broadcast over H×W.
-	t := b.timeMLP.forward(s, act(s, f.emb)) // (B, C_out)
+	h = f.addTime(b.timeMLP, h)
+	if f.train && f.net.dropout > 0 {
+		h = s.dropout(h, f.net.dropout)
+	}
+	return act(s, b.norm2.forward(s, b.conv2.forward(s, h)))
+}
+
+// addTime injects the timestep into h: the block's projection timeMLP of act(emb), (B, C_out),
+// added to h broadcast over H×W.
+func (f forwardPass) addTime(timeMLP linear, h *ts.Tensor) *ts.Tensor {
+	s := f.s
+	t := timeMLP.forward(s, f.net.act(s, f.emb))
 	if s.failed(t) {
 		return nil
 	}
@@ -426,11 +436,7 @@ func (b block) forward(f forwardPass, x *ts.Tensor) *ts.Tensor {
 		s.err = err
 		return nil
 	}
-	h = s.add(h, s.view(t, size[0], size[1], 1, 1))
-	if f.train && f.net.dropout > 0 {
-		h = s.dropout(h, f.net.dropout)
-	}
-	return act(s, b.norm2.forward(s, b.conv2.forward(s, h)))
+	return s.add(h, s.view(t, size[0], size[1], 1, 1))
 }
 
 // Layers hold only parameters; their forward methods are the matching libtorch functions.
