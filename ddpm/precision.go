@@ -150,7 +150,22 @@ func channelsLast(s *scope, x *ts.Tensor) (*ts.Tensor, error) {
 	if s.failed(dense) {
 		return nil, s.err
 	}
-	return dense.Permute([]int64{0, 3, 1, 2}, false) // (N, C, H, W) again, NHWC in memory
+	nchw := s.do(dense.Permute([]int64{0, 3, 1, 2}, false)) // (N, C, H, W) again, NHWC in memory
+	if s.failed(nchw) {
+		return nil, s.err
+	}
+	// With a dimension of size 1 (one channel: the U-Net's input and first weight; 1×1
+	// kernels) nhwc may already count as contiguous, and then Contiguous copies nothing and nchw
+	// keeps x's strides. The memory is NHWC's all the same (C = 1: n·HW + h·W + w either way),
+	// but libtorch picks a convolution's layout from the strides, so such an input would run
+	// as NCHW, and its output with it, until the next convolution copied it back. AsStrided
+	// gives the same memory the exact strides that torch's channels_last gives it.
+	size, err := nchw.Size()
+	if err != nil {
+		return nil, err
+	}
+	c, h, w := size[1], size[2], size[3]
+	return nchw.AsStrided(size, []int64{h * w * c, 1, w * c, c}, nil, false)
 }
 
 // isChannelsLast reports whether the 4-D tensor x has the strides of a dense channels-last

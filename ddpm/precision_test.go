@@ -210,6 +210,16 @@ func TestBF16TrainingKeepsFP32State(t *testing.T) {
 	if math.Abs(last-fp32Last) > 0.1*fp32First {
 		t.Errorf("bf16 ends at %.4f, fp32 at %.4f: further apart than 10%% of the start (%.4f)", last, fp32Last, fp32First)
 	}
+
+	// Channels-last changes the layout, not the function: its gradients (through the
+	// permutes and AsStrided of ChannelsLast back to the NCHW weights) train the same curve, to
+	// fp32's rounding of a different summation order.
+	_, clLosses := train(Compute{ChannelsLast: true})
+	for i := range clLosses {
+		if d := math.Abs(clLosses[i] - fp32Losses[i]); d > 1e-3*fp32Losses[i] {
+			t.Fatalf("step %d: channels-last loss %.6f, NCHW %.6f: more than 0.1%% apart", i, clLosses[i], fp32Losses[i])
+		}
+	}
 }
 
 // ChannelsLast keeps shape and values and gives the strides of NHWC memory, (H·W·C, 1, W·C, C).
@@ -221,6 +231,10 @@ func TestChannelsLast(t *testing.T) {
 		{shape: []int64{2, 3, 4, 5}, strides: []int64{60, 1, 15, 3}},
 		{shape: []int64{1, 8, 7, 7}, strides: []int64{392, 1, 56, 8}},
 		{shape: []int64{16, 8, 3, 3}, strides: []int64{72, 1, 24, 8}}, // a conv weight
+		// Size-1 dimensions, where permuting makes a tensor that is contiguous already.
+		{shape: []int64{4, 1, 5, 6}, strides: []int64{30, 1, 6, 1}},    // the U-Net's input
+		{shape: []int64{16, 1, 3, 3}, strides: []int64{9, 1, 3, 1}},    // its first weight
+		{shape: []int64{1, 16, 1, 1}, strides: []int64{16, 1, 16, 16}}, // a 1×1 kernel to 1 channel
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.shape), func(t *testing.T) {
