@@ -150,9 +150,9 @@ func channelsLast(s *scope, x *ts.Tensor) (*ts.Tensor, error) {
 	if s.failed(dense) {
 		return nil, s.err
 	}
-	nchw := s.do(dense.Permute([]int64{0, 3, 1, 2}, false)) // (N, C, H, W) again, NHWC in memory
-	if s.failed(nchw) {
-		return nil, s.err
+	nchw, err := dense.Permute([]int64{0, 3, 1, 2}, false) // (N, C, H, W) again, NHWC in memory
+	if err != nil {
+		return nil, err
 	}
 	// With a dimension of size 1 (one channel: the U-Net's input and first weight; 1×1
 	// kernels) nhwc may already count as contiguous, and then Contiguous copies nothing and nchw
@@ -160,6 +160,14 @@ func channelsLast(s *scope, x *ts.Tensor) (*ts.Tensor, error) {
 	// but libtorch picks a convolution's layout from the strides, so such an input would run
 	// as NCHW, and its output with it, until the next convolution copied it back. AsStrided
 	// gives the same memory the exact strides that torch's channels_last gives it.
+	cl, err := isChannelsLast(nchw)
+	if err == nil && cl {
+		return nchw, nil
+	}
+	s.keep(nchw) // a view to re-stride: freed with s
+	if err != nil {
+		return nil, err
+	}
 	size, err := nchw.Size()
 	if err != nil {
 		return nil, err
