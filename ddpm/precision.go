@@ -172,8 +172,7 @@ func channelsLast(s *scope, x *ts.Tensor) (*ts.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, h, w := size[1], size[2], size[3]
-	return nchw.AsStrided(size, []int64{h * w * c, 1, w * c, c}, nil, false)
+	return nchw.AsStrided(size, channelsLastStrides(size), nil, false)
 }
 
 // isChannelsLast reports whether the 4-D tensor x has the strides of a dense channels-last
@@ -190,8 +189,14 @@ func isChannelsLast(x *ts.Tensor) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return slices.Equal(stride, channelsLastStrides(size)), nil
+}
+
+// channelsLastStrides returns the strides of a dense channels-last (N, C, H, W) tensor of
+// the given size: (H·W·C, 1, W·C, C).
+func channelsLastStrides(size []int64) []int64 {
 	c, h, w := size[1], size[2], size[3]
-	return slices.Equal(stride, []int64{h * w * c, 1, w * c, c}), nil
+	return []int64{h * w * c, 1, w * c, c}
 }
 
 // BF16CPUFlags names the /proc/cpuinfo flags of the x86 instruction sets that compute bf16 in
