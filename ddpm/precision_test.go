@@ -322,3 +322,61 @@ func TestPrecisionParse(t *testing.T) {
 		t.Errorf("SetCompute(zero) = %v, precision %q; want fp32", err, m.Net.Compute().Precision)
 	}
 }
+
+// The sub-pixel form of the stride-2 transposed convolution (convTranspose2d.subPixel) is the
+// same function as libtorch's ConvTranspose2d: equal outputs and equal gradients for the input,
+// the weight and the bias, up to fp32 rounding of a sum in another order.
+func TestSubPixelMatchesConvTranspose(t *testing.T) {
+	lockThread(t)
+	ManualSeed(3)
+	var s scope
+	defer s.drop()
+	const in, out = 8, 6
+	x := s.do(s.randn([]int64{2, in, 5, 7}, gotch.CPU).SetRequiresGrad(true, false))
+	w := s.do(s.randn([]int64{in, out, 2, 2}, gotch.CPU).SetRequiresGrad(true, false))
+	b := s.do(s.randn([]int64{out}, gotch.CPU).SetRequiresGrad(true, false))
+	// A fixed random upstream gradient g: backward of Σ y·g gives dL/dy = g.
+	g := s.randn([]int64{2, out, 10, 14}, gotch.CPU)
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	grads := func(y *ts.Tensor) (values []float32, dx, dw, db []float32) {
+		t.Helper()
+		for _, p := range []*ts.Tensor{x, w, b} {
+			if gr := p.MustGrad(false); gr.MustDefined() {
+				gr.MustZero_()
+			}
+		}
+		loss := s.do(s.mul(y, g).Sum(gotch.Float, false))
+		if s.failed(loss) {
+			t.Fatal(s.err)
+		}
+		if err := loss.Backward(); err != nil {
+			t.Fatal(err)
+		}
+		grad := func(p *ts.Tensor) []float32 { return mustValues(t, s.do(p.Grad(false))) }
+		return mustValues(t, y), grad(x), grad(w), grad(b)
+	}
+	stride, zero, one := []int64{2, 2}, []int64{0, 0}, []int64{1, 1}
+	want := s.do(ts.ConvTranspose2d(x, w, b, stride, zero, zero, 1, one))
+	if s.failed(want) {
+		t.Fatal(s.err)
+	}
+	wy, wdx, wdw, wdb := grads(want)
+	got := convTranspose2d{weight: w, bias: b}.subPixel(&s, x)
+	if s.failed(got) {
+		t.Fatal(s.err)
+	}
+	if size := got.MustSize(); !slices.Equal(size, []int64{2, out, 10, 14}) {
+		t.Fatalf("shape %v, want [2 %d 10 14]", size, out)
+	}
+	gy, gdx, gdw, gdb := grads(got)
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{{"output", gy, wy}, {"dL/dx", gdx, wdx}, {"dL/dW", gdw, wdw}, {"dL/db", gdb, wdb}} {
+		if e := relErr(c.got, c.want); !(e < 1e-6) {
+			t.Errorf("%s: relative error %.3g against ConvTranspose2d, want < 1e-6", c.name, e)
+		}
+	}
+}

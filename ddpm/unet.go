@@ -338,8 +338,10 @@ func (m *UNet) ForwardT(x, t, y *ts.Tensor, train bool) (*ts.Tensor, error) {
 	h = f.level(m.bottleneck, h) // (B, base·mult[L−1], H/2^L, W/2^L)
 	for k, u := range m.up {
 		skip := skips[len(skips)-1-k]
-		h = u.upsample.forward(&s, h, !train)   // double the resolution
-		h = f.level(u.level, s.cat(1, h, skip)) // (B, base·mult[i], H/2^i, W/2^i)
+		h = u.upsample.forward(&s, h, !train) // double the resolution
+		// In a bf16 pass h is bf16 and skip fp32. Casting h first is exact (fp32 holds every
+		// bf16) and it spares cat its scalar conversion loop for mixed dtypes, 3–7× slower.
+		h = f.level(u.level, s.cat(1, s.fp32(h), skip)) // (B, base·mult[i], H/2^i, W/2^i)
 	}
 	if m.outNorm != nil {
 		h = m.act(&s, m.outNorm.forward(&s, h))
@@ -466,13 +468,18 @@ func (c conv2d) forward(s *scope, x *ts.Tensor) *ts.Tensor {
 
 type convTranspose2d struct{ weight, bias *ts.Tensor } // (in, out, 2, 2), stride 2
 
-// forward is the stride-2 transposed convolution. With inference set (sampling, evaluation) and
-// fp32 arithmetic it adds the bias as a broadcast add of its own: oneDNN adds a transposed
+// forward is the stride-2 transposed convolution. In a bf16 or channels-last pass it computes
+// it as a sub-pixel convolution (subPixel). In the default fp32 NCHW pass it keeps libtorch's
+// op, so that stored runs train and sample again to the bit; with inference set (sampling,
+// evaluation) it then adds the bias as a broadcast add of its own: oneDNN adds a transposed
 // convolution's bias with reference code (ref_deconvolution_fwd_t), and the separate add is
 // the same arithmetic (one rounding of conv + b, so the output is equal to the bit) in 0.5–0.7×
 // the op's time (BENCHMARKS.md). Training keeps the fused op: the bias's gradient would
 // then be summed in another order, and a stored run would no longer train again to the bit.
 func (c convTranspose2d) forward(s *scope, x *ts.Tensor, inference bool) *ts.Tensor {
+	if s.compute.Precision == BF16 || s.compute.ChannelsLast {
+		return c.subPixel(s, x)
+	}
 	x, w, b := s.convIn(x), s.convIn(c.weight), s.lowp(c.bias)
 	if s.failed(x, w, b) {
 		return nil
@@ -484,6 +491,53 @@ func (c convTranspose2d) forward(s *scope, x *ts.Tensor, inference bool) *ts.Ten
 	noBias := s.keep(ts.NewTensor()) // an undefined tensor: libtorch's "no bias"
 	y := s.do(ts.ConvTranspose2d(x, w, noBias, stride, padding, outputPadding, 1, dilation))
 	return s.add(y, s.view(b, 1, -1, 1, 1))
+}
+
+// subPixel is the same stride-2, 2×2 transposed convolution as a 1×1 convolution to 4·out
+// channels followed by a pixel shuffle (Shi et al. 2016, "sub-pixel convolution"). The
+// kernel's 2×2 taps do not overlap at stride 2, so every output pixel is one dot product over
+// the input channels:
+//
+//	y[n, o, 2h+a, 2w+b] = bias[o] + Σ_i x[n, i, h, w] · W[i, o, a, b]
+//
+// which is the 1×1 convolution with weight W'[4o + 2a + b, i] = W[i, o, a, b] and bias
+// b'[4o + 2a + b] = bias[o], then PixelShuffle(2), which moves channel 4o + 2a + b to
+// (o, 2h+a, 2w+b). The values are the transposed convolution's up to the order of the sum, and
+// the ops are oneDNN's fastest: its bf16 deconvolution kernel is 7–20× slower than this on an
+// AVX512-BF16 CPU (BENCHMARKS.md), and in fp32 channels-last this is 2× faster.
+func (c convTranspose2d) subPixel(s *scope, x *ts.Tensor) *ts.Tensor {
+	size, err := c.weight.Size() // (in, out, 2, 2)
+	if err != nil {
+		s.err = fmt.Errorf("unet: upsample weight: %w", err)
+		return nil
+	}
+	in, out := size[0], size[1]
+	taps := s.do(c.weight.Permute([]int64{1, 2, 3, 0}, false)) // (out, a, b, in)
+	if s.failed(taps) {
+		return nil
+	}
+	w1 := s.do(taps.Reshape([]int64{4 * out, in, 1, 1}, false)) // W'[4o + 2a + b, i]
+	b1 := s.view(c.bias, out, 1)
+	if s.failed(w1, b1) {
+		return nil
+	}
+	b4 := s.do(b1.Expand([]int64{out, 4}, false, false))
+	if s.failed(b4) {
+		return nil
+	}
+	b4 = s.do(b4.Reshape([]int64{4 * out}, false)) // b'[4o + 2a + b] = bias[o]
+	if s.failed(b4) {
+		return nil
+	}
+	x, w1, b4 = s.convIn(x), s.convIn(w1), s.lowp(b4)
+	if s.failed(x, w1, b4) {
+		return nil
+	}
+	y := s.do(ts.Conv2d(x, w1, b4, []int64{1, 1}, []int64{0, 0}, []int64{1, 1}, 1))
+	if s.failed(y) {
+		return nil
+	}
+	return s.do(y.PixelShuffle(2, false))
 }
 
 type groupNorm struct{ weight, bias *ts.Tensor }

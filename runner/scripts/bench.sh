@@ -26,9 +26,9 @@
 #              side's malloc settings too, so the pair compares the same allocator.
 #
 # Before the rounds it measures the machine's peak once per precision (bench_torch.py --peak: a
-# 2048³ matmul and the U-Net's dominant 3×3 convolution, in GFLOP/s) and the U-Net's FLOPs per
-# image; the table gives each training figure as GFLOP/s and as a share of the matmul's, the
-# machine's peak (a training step reaches more than that one convolution does alone).
+# 2048³ matmul and the U-Net's dominant 3×3 convolution, NCHW and channels-last, in GFLOP/s) and
+# the U-Net's FLOPs per image; the table gives each training figure as GFLOP/s and as a share of
+# the peak, the fastest of the three kernels.
 #
 # The Go benchmarks run with the glibc malloc settings that the runner gives every libtorch child
 # (GLIBC_TUNABLES; runner/executor/malloc.go says why), unless GLIBC_TUNABLES is set already.
@@ -236,13 +236,14 @@ print(f"\n{cpu} ({isa}), {threads} libtorch threads, benchtime {benchtime}s, lib
 peak, train_flops = {}, None
 for prec in precisions:
     pk = json.load(open(f"{out}/peak-{prec}.json"))
-    peak[prec] = pk["peak"]["matmul_2048_gflops"]
+    peak[prec] = pk["peak"]["peak_gflops"]
     train_flops = pk["flops"]["train_step_per_image"]
     print(f"- peak, {prec}: matmul 2048³ {pk['peak']['matmul_2048_gflops']:.1f} GFLOP/s, "
-          f"3×3 conv 64→64 on 28×28 ×128 {pk['peak']['conv3x3_64_28_b128_gflops']:.1f} GFLOP/s")
+          f"3×3 conv 64→64 on 28×28 ×128 {pk['peak']['conv3x3_64_28_b128_gflops']:.1f} GFLOP/s, "
+          f"the same channels-last {pk['peak']['conv3x3_64_28_b128_channels_last_gflops']:.1f} GFLOP/s")
 print(f"- the U-Net: {pk['flops']['forward_per_image'] / 1e9:.3f} GFLOP per image forward, "
       f"≈ {train_flops / 1e9:.2f} per image for a training step (3× forward)\n")
-print("| round | precision | layout | side | load avg (1 min) at start | train images/s | train GFLOP/s (% of matmul peak) | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
+print("| round | precision | layout | side | load avg (1 min) at start | train images/s | train GFLOP/s (% of peak) | train peak RSS MiB | DDPM s/step (64 img) | s per 64 img, 1000 DDPM steps | s per 64 img, DDIM-50 |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 
 def ratio(go, py):
