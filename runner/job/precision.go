@@ -51,6 +51,10 @@ func runPrecision(cfg config.Config, trains bool, device gotch.Device, cpuHasBF1
 		k.dst.Precision = prec
 		if prec == ddpm.BF16 {
 			bf16Keys = append(bf16Keys, k.key)
+			// On a CPU a bf16 pass also lays its convolutions out channels-last: oneDNN's
+			// bf16 convolutions run fastest from NHWC (BENCHMARKS.md: 1.2x the bf16 NCHW
+			// training step on an AVX512-BF16 EPYC). The values are the same.
+			k.dst.ChannelsLast = !device.IsCuda()
 		}
 	}
 	p.note = fmt.Sprintf("train %s, sample %s", p.train, p.sample)

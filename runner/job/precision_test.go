@@ -43,13 +43,13 @@ func TestRunPrecision(t *testing.T) {
 		{name: "fp32 needs nothing", cfg: config.Default(), trains: true, device: gotch.CPU,
 			train: ddpm.FP32, sample: ddpm.FP32, note: "train fp32, sample fp32"},
 		{name: "bf16 on a bf16 CPU", cfg: bf16("bf16", "bf16"), trains: true, device: gotch.CPU, hasBF16: true,
-			train: ddpm.BF16, sample: ddpm.BF16, note: "train bf16, sample bf16"},
+			train: ddpm.BF16, sample: ddpm.BF16, note: "train bf16, channels-last, sample bf16, channels-last"},
 		{name: "bf16 training without the CPU flags", cfg: bf16("bf16", "fp32"), trains: true, device: gotch.CPU,
 			err: []string{`train.precision = "bf16"`, "avx512_bf16", "amx_bf16", `set train.precision = "fp32"`, BF16EmulatedEnv + "=1"}},
 		{name: "both keys named", cfg: bf16("bf16", "bf16"), trains: true, device: gotch.CPU,
 			err: []string{`train.precision and sample.precision = "bf16"`, `set train.precision = "fp32" and sample.precision = "fp32"`}},
 		{name: "emulated on request", cfg: bf16("fp32", "bf16"), trains: true, device: gotch.CPU, emul: true,
-			train: ddpm.FP32, sample: ddpm.BF16, note: "train fp32, sample bf16; bf16 emulated (no avx512_bf16/amx_bf16)"},
+			train: ddpm.FP32, sample: ddpm.BF16, note: "train fp32, sample bf16, channels-last; bf16 emulated (no avx512_bf16/amx_bf16)"},
 		{name: "train.precision unused when not training", cfg: bf16("bf16", "fp32"), trains: false, device: gotch.CPU,
 			train: ddpm.FP32, sample: ddpm.FP32, note: "sample fp32"},
 		{name: "cuda is not checked", cfg: bf16("bf16", "bf16"), trains: true, device: gotch.CudaBuilder(0),
@@ -74,6 +74,12 @@ func TestRunPrecision(t *testing.T) {
 			}
 			if p.train.Precision != tt.train || p.sample.Precision != tt.sample || p.note != tt.note {
 				t.Errorf("got train %q, sample %q, note %q; want %q, %q, %q", p.train.Precision, p.sample.Precision, p.note, tt.train, tt.sample, tt.note)
+			}
+			// A bf16 pass on a CPU is channels-last; fp32 passes and CUDA keep NCHW.
+			for _, c := range []ddpm.Compute{p.train, p.sample} {
+				if want := c.Precision == ddpm.BF16 && !tt.device.IsCuda(); c.ChannelsLast != want {
+					t.Errorf("%v: ChannelsLast = %v, want %v", c.Precision, c.ChannelsLast, want)
+				}
 			}
 		})
 	}
