@@ -348,3 +348,42 @@ func BenchmarkForwardSplitBias(b *testing.B) {
 	b.ReportMetric(float64(split.Milliseconds())/n, "ms-split")
 	b.ReportMetric(ratios[len(ratios)/2], "split/fused")
 }
+
+// BenchmarkMaxPool2 times the U-Net's two max-pools at the guide's size (64 images, base 64:
+// 64 × 64 × 28 × 28 and 64 × 128 × 14 × 14) both ways in alternation, libtorch's max_pool2d
+// (training passes) and the strided maxima of an NCHW inference pass (unet.go), and reports the
+// median over the pairs of strided/max_pool2d, as BenchmarkForwardSplitBias does.
+func BenchmarkMaxPool2(b *testing.B) {
+	var s scope
+	defer s.drop()
+	xs := []*ts.Tensor{s.randn([]int64{benchSampleBatch, 64, 28, 28}, gotch.CPU), s.randn([]int64{benchSampleBatch, 128, 14, 14}, gotch.CPU)}
+	if s.err != nil {
+		b.Fatal(s.err)
+	}
+	pool := func(train bool) time.Duration {
+		var ps scope
+		defer ps.drop()
+		start := time.Now()
+		for _, x := range xs {
+			forwardPass{s: &ps, train: train}.maxPool2(x)
+		}
+		if ps.err != nil {
+			b.Fatal(ps.err)
+		}
+		return time.Since(start)
+	}
+	pool(true) // warm-up
+	pool(false)
+	var ratios []float64
+	var maxPool, strided time.Duration
+	for b.Loop() {
+		m, st := pool(true), pool(false)
+		maxPool, strided = maxPool+m, strided+st
+		ratios = append(ratios, float64(st)/float64(m))
+	}
+	slices.Sort(ratios)
+	n := float64(len(ratios))
+	b.ReportMetric(float64(maxPool.Microseconds())/n/1e3, "ms-max_pool2d")
+	b.ReportMetric(float64(strided.Microseconds())/n/1e3, "ms-strided")
+	b.ReportMetric(ratios[len(ratios)/2], "strided/max_pool2d")
+}

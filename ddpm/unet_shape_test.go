@@ -1,6 +1,7 @@
 package ddpm
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -188,9 +189,10 @@ func TestUNetShapeErrors(t *testing.T) {
 }
 
 // TestInferenceUpsampleEqualsFused checks that an inference pass, which adds the transposed
-// convolutions' bias as an op of its own, gives the same output to the bit as a training pass
-// (without dropout), which leaves the bias to the fused op: sampling a stored run draws the
-// images it drew before the split, and frees every tensor it makes. Both layouts, one and two
+// convolutions' bias as an op of its own and max-pools by strided maxima, gives the same output
+// to the bit as a training pass (without dropout), which leaves the bias to the fused op and
+// pools with max_pool2d: sampling a stored run draws the images it drew before the split, and
+// frees every tensor it makes. Both layouts, one and two
 // levels, and a class-conditional net.
 func TestInferenceUpsampleEqualsFused(t *testing.T) {
 	lockThread(t)
@@ -257,6 +259,31 @@ func TestInferenceUpsampleEqualsFused(t *testing.T) {
 					}
 				}
 				t.Errorf("%d of %d outputs differ between the inference and the fused pass", diff, len(out[0]))
+			}
+		})
+	}
+}
+
+// An inference pass's max-pool (the maximum of four strided views) equals libtorch's
+// max_pool2d to the bit, odd sizes included (floor mode drops the last row or column).
+func TestMaxPool2InferenceEqualsMaxPool(t *testing.T) {
+	lockThread(t)
+	ManualSeed(7)
+	for _, shape := range [][]int64{{2, 3, 28, 28}, {1, 8, 14, 14}, {2, 2, 7, 9}, {1, 1, 2, 2}, {3, 4, 5, 3}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			var s scope
+			defer s.drop()
+			x := s.randn(shape, gotch.CPU)
+			want := s.do(x.MaxPool2d([]int64{2, 2}, []int64{2, 2}, []int64{0, 0}, []int64{1, 1}, false, false))
+			got := forwardPass{s: &s}.maxPool2(x) // an NCHW inference pass
+			if s.err != nil {
+				t.Fatal(s.err)
+			}
+			if gs, ws := got.MustSize(), want.MustSize(); !slices.Equal(gs, ws) {
+				t.Fatalf("shape %v, want %v", gs, ws)
+			}
+			if g, w := mustValues(t, got), mustValues(t, want); !sameBits(g, w) {
+				t.Errorf("values differ from max_pool2d: %v… want %v…", g[:min(4, len(g))], w[:min(4, len(w))])
 			}
 		})
 	}
