@@ -315,10 +315,10 @@ func peakRSSMiB() float64 {
 }
 
 // BenchmarkForwardSplitBias times the U-Net's forward pass on 64 images without gradients two
-// ways in alternation, the transposed convolutions' bias fused (a training pass; dropout is 0)
-// and added as an op of its own (an inference pass, unet.go), and reports the median over the
-// pairs of split/fused: alternating within one process cancels this VM's drift from minute to
-// minute, which separate runs of BenchmarkSample64 cannot resolve at a few percent.
+// ways in alternation, as a training pass computes it (dropout is 0) and as an inference pass
+// does (unet.go: the transposed convolutions' bias added as an op of its own and, since
+// 1f2d3d5, max-pools by strided maxima), and reports the median over the pairs of split/fused
+// (benchPairs). BenchmarkMaxPool2 times the max-pools alone.
 func BenchmarkForwardSplitBias(b *testing.B) {
 	model, _ := benchSetup(b, Compute{})
 	xT := benchNoise(b)
@@ -333,26 +333,35 @@ func BenchmarkForwardSplitBias(b *testing.B) {
 		forwardAndDrop(b, model.Net, xT, t, nil, train)
 		return time.Since(start)
 	}
-	pass(true) // warm-up: oneDNN builds its primitives on first use
-	pass(false)
+	benchPairs(b, "fused", func() time.Duration { return pass(true) }, "split", func() time.Duration { return pass(false) })
+}
+
+// benchPairs times first and second in alternation, a pair per b.Loop iteration after one
+// untimed warm-up pair (oneDNN builds its primitives on first use), and reports each one's mean
+// in ms and the median over the pairs of second/first. Alternating within one process cancels
+// this VM's drift from minute to minute, which separate benchmark runs cannot resolve at a few
+// percent.
+func benchPairs(b *testing.B, firstName string, first func() time.Duration, secondName string, second func() time.Duration) {
+	first()
+	second()
 	var ratios []float64
-	var fused, split time.Duration
+	var sum1, sum2 time.Duration
 	for b.Loop() {
-		f, sp := pass(true), pass(false)
-		fused, split = fused+f, split+sp
-		ratios = append(ratios, float64(sp)/float64(f))
+		d1, d2 := first(), second()
+		sum1, sum2 = sum1+d1, sum2+d2
+		ratios = append(ratios, float64(d2)/float64(d1))
 	}
 	slices.Sort(ratios)
 	n := float64(len(ratios))
-	b.ReportMetric(float64(fused.Milliseconds())/n, "ms-fused")
-	b.ReportMetric(float64(split.Milliseconds())/n, "ms-split")
-	b.ReportMetric(ratios[len(ratios)/2], "split/fused")
+	b.ReportMetric(float64(sum1.Microseconds())/n/1e3, "ms-"+firstName)
+	b.ReportMetric(float64(sum2.Microseconds())/n/1e3, "ms-"+secondName)
+	b.ReportMetric(ratios[len(ratios)/2], secondName+"/"+firstName)
 }
 
 // BenchmarkMaxPool2 times the U-Net's two max-pools at the guide's size (64 images, base 64:
 // 64 × 64 × 28 × 28 and 64 × 128 × 14 × 14) both ways in alternation, libtorch's max_pool2d
 // (training passes) and the strided maxima of an NCHW inference pass (unet.go), and reports the
-// median over the pairs of strided/max_pool2d, as BenchmarkForwardSplitBias does.
+// median over the pairs of strided/max_pool2d (benchPairs).
 func BenchmarkMaxPool2(b *testing.B) {
 	var s scope
 	defer s.drop()
@@ -372,18 +381,5 @@ func BenchmarkMaxPool2(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	pool(true) // warm-up
-	pool(false)
-	var ratios []float64
-	var maxPool, strided time.Duration
-	for b.Loop() {
-		m, st := pool(true), pool(false)
-		maxPool, strided = maxPool+m, strided+st
-		ratios = append(ratios, float64(st)/float64(m))
-	}
-	slices.Sort(ratios)
-	n := float64(len(ratios))
-	b.ReportMetric(float64(maxPool.Microseconds())/n/1e3, "ms-max_pool2d")
-	b.ReportMetric(float64(strided.Microseconds())/n/1e3, "ms-strided")
-	b.ReportMetric(ratios[len(ratios)/2], "strided/max_pool2d")
+	benchPairs(b, "max_pool2d", func() time.Duration { return pool(true) }, "strided", func() time.Duration { return pool(false) })
 }
