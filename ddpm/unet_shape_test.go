@@ -192,8 +192,7 @@ func TestUNetShapeErrors(t *testing.T) {
 // convolutions' bias as an op of its own and max-pools by strided maxima, gives the same output
 // to the bit as a training pass (without dropout), which leaves the bias to the fused op and
 // pools with max_pool2d: sampling a stored run draws the images it drew before the split, and
-// frees every tensor it makes. Both layouts, one and two
-// levels, and a class-conditional net.
+// frees every tensor it makes. Both layouts, one and two levels, and a class-conditional net.
 func TestInferenceUpsampleEqualsFused(t *testing.T) {
 	lockThread(t)
 	tests := []struct {

@@ -52,8 +52,8 @@ func runPrecision(cfg config.Config, trains bool, device gotch.Device, cpuHasBF1
 		if prec == ddpm.BF16 {
 			bf16Keys = append(bf16Keys, k.key)
 			// On a CPU a bf16 pass also lays its convolutions out channels-last: oneDNN's
-			// bf16 convolutions run fastest from NHWC (BENCHMARKS.md: 1.2x the bf16 NCHW
-			// training step on an AVX512-BF16 EPYC). The values are the same.
+			// bf16 convolutions run fastest from NHWC (BENCHMARKS.md, on an AVX512-BF16
+			// EPYC: 1.0-1.3x bf16 NCHW's training speed, 1.1-1.4x its sampling speed).
 			k.dst.ChannelsLast = !device.IsCuda()
 		}
 	}
