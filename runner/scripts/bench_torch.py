@@ -119,8 +119,9 @@ def unet_flops_per_image(model):
 def bench_peak(benchtime, precision):
     """GFLOP/s of a 2048³ matmul and of the 3×3 convolution that dominates the U-Net, in
     libtorch's default layout and channels-last; "peak_gflops" is the fastest of the three.
-    One kernel alone is no peak: on an AMD EPYC MKL's fp32 matmul reaches 173 GFLOP/s where
-    oneDNN's channels-last convolution reaches more, and a training step more than either."""
+    One kernel alone is no peak: on an AVX-512 AMD EPYC MKL's fp32 matmul reaches 162-175
+    GFLOP/s and oneDNN's NCHW convolution 98-168, where its channels-last one reaches 408-420
+    (BENCHMARKS.md)."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     g = torch.Generator().manual_seed(0)
     a = torch.randn(2048, 2048, generator=g).to(dtype)
@@ -131,11 +132,12 @@ def bench_peak(benchtime, precision):
     w = torch.randn(64, 64, 3, 3, generator=g).to(dtype)
     with torch.no_grad():
         n, secs = timed(lambda: F.conv2d(x, w, padding=1), benchtime)
-    conv = 2 * 64 * 9 * 128 * 64 * 28 * 28 * n / secs / 1e9
+    conv_flops = 2 * 64 * 9 * 128 * 64 * 28 * 28  # 2 per multiply-add: cin·k² per output value
+    conv = conv_flops * n / secs / 1e9
     x, w = layout(x, True), layout(w, True)
     with torch.no_grad():
         n, secs = timed(lambda: F.conv2d(x, w, padding=1), benchtime)
-    conv_cl = 2 * 64 * 9 * 128 * 64 * 28 * 28 * n / secs / 1e9
+    conv_cl = conv_flops * n / secs / 1e9
     return {"matmul_2048_gflops": matmul, "conv3x3_64_28_b128_gflops": conv,
             "conv3x3_64_28_b128_channels_last_gflops": conv_cl, "peak_gflops": max(matmul, conv, conv_cl)}
 
