@@ -69,6 +69,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "already done: nothing to train. `runner rerun %s` trains it again into a scratch store.\n", store.Short(hash))
 		return printRunResult(e, st, hash)
 	}
+	printBF16Hint(e.stderr, []config.Config{cfg})
 	res, err := executeLocal(ctx, e, st, []executor.Job{{Hash: hash, Label: pos[0]}}, localOptions{jobs: 1})
 	if err != nil {
 		return err

@@ -119,6 +119,7 @@ func runSweep(ctx context.Context, e *env, args []string) error {
 		if o.executor == "slurm" {
 			return runSlurmSweep(ctx, e, st, o, name, todo)
 		}
+		printBF16Hint(e.stderr, todoConfigs(plan, todo))
 		res, err := executeLocal(ctx, e, st, todo, o.local)
 		runErr = err
 		if err == nil && res.Failed > 0 {
@@ -167,6 +168,21 @@ func manifestName(plan *sweep.Plan) string {
 		}
 	}
 	return name
+}
+
+// todoConfigs returns the configs of plan's runs that todo lists.
+func todoConfigs(plan *sweep.Plan, todo []executor.Job) []config.Config {
+	want := map[string]bool{}
+	for _, j := range todo {
+		want[j.Hash] = true
+	}
+	var cfgs []config.Config
+	for _, r := range plan.Runs {
+		if want[r.Hash.String()] {
+			cfgs = append(cfgs, r.Config)
+		}
+	}
+	return cfgs
 }
 
 // classify splits a plan's runs into those to run now and the rest.
