@@ -170,7 +170,7 @@ func verifyStore(st *store.Store, repair bool) (verifyReport, error) {
 		if status.State != store.Done || cfgErr != nil {
 			continue
 		}
-		trained := !cfg.SamplingOnly() && cfg.Train.Epochs > 0
+		trained := cfg.Trains()
 		need := []string{store.SummaryFile, "samples/final.png"}
 		if trained {
 			need = append(need, store.LossFile, store.EpochsFile)

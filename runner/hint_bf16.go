@@ -28,9 +28,8 @@ func bf16Hint(cfgs []config.Config, cpuHasBF16, onCPU bool) string {
 	}
 	n := 0
 	for _, c := range cfgs {
-		trains := c.Train.Epochs > 0 && !c.SamplingOnly()
 		fp32 := c.Train.Precision == "" || c.Train.Precision == string(ddpm.FP32)
-		if trains && fp32 && c.Model.BaseChannels >= bf16HintMinBase {
+		if c.Trains() && fp32 && c.Model.BaseChannels >= bf16HintMinBase {
 			n++
 		}
 	}

@@ -241,6 +241,9 @@ func Keys() []string {
 // SamplingOnly reports whether c samples another run's checkpoint instead of training.
 func (c Config) SamplingOnly() bool { return c.Sample.FromRun != "" }
 
+// Trains reports whether a run of c trains a network: it has epochs and is not sampling-only.
+func (c Config) Trains() bool { return c.Train.Epochs > 0 && !c.SamplingOnly() }
+
 // WithSource returns the sampling-only config c with the data, model, diffusion and train
 // settings of the trained run it samples from; sample, eval, seed and runtime stay c's.
 func (c Config) WithSource(source Config) Config {

@@ -143,7 +143,7 @@ func (r *run) execute(ctx context.Context) error {
 	if r.Threads > 0 {
 		ddpm.SetNumThreads(r.Threads)
 	}
-	if r.precision, err = runPrecision(cfg, cfg.Train.Epochs > 0 && !cfg.SamplingOnly(), r.device, ddpm.CPUHasBF16(), os.Getenv(BF16EmulatedEnv) == "1"); err != nil {
+	if r.precision, err = runPrecision(cfg, cfg.Trains(), r.device, ddpm.CPUHasBF16(), os.Getenv(BF16EmulatedEnv) == "1"); err != nil {
 		return err
 	}
 	// The image shape: the checkpoint's when sampling another run's weights, else the data's.
