@@ -405,9 +405,9 @@ func (s *scope) sinusoidalEmbedding(t *ts.Tensor, dim int) *ts.Tensor {
 // x[:, :, a::2, b::2] instead: the same values to the bit, since a maximum is exact, in a fifth
 // of the time of libtorch 2.1's NCHW max-pool kernel, which also computes the argmax of every
 // window (BenchmarkMaxPool2: 3.4–3.9 against 17.6–17.8 ms for the U-Net's two pools at base 64
-// and 64 images). Training keeps
-// max_pool2d: its backward sends a tie's gradient to one input where maximum's splits it, so
-// stored runs train again to the bit. Channels-last keeps it too (its kernel is vectorized).
+// and 64 images). Training keeps max_pool2d: its backward sends a tie's gradient to one input
+// where maximum's splits it, so stored runs train again to the bit. Channels-last keeps it too
+// (its kernel is vectorized).
 func (f forwardPass) maxPool2(x *ts.Tensor) *ts.Tensor {
 	s := f.s
 	if s.failed(x) {

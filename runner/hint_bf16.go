@@ -12,8 +12,9 @@ import (
 
 // bf16HintMinBase is the narrowest U-Net (model.base_channels) for which bf16 is suggested.
 // On an AVX512-BF16 EPYC a bf16 training step of the guide's base-64 net at batch 128 ran
-// 1.8-2.0x Go's fp32 one (BENCHMARKS.md, bench.sh --precision both), while base 32 at batch 16
-// gained nothing (0.93-0.99x; RESULTS.md section 10): its convolutions are too small.
+// 1.7-2.2x Go's fp32 NCHW one in two bench runs (BENCHMARKS.md, bench.sh --precision both),
+// while base 32 at batch 16 gained nothing (0.93-0.99x; RESULTS.md section 10): its
+// convolutions are too small.
 const bf16HintMinBase = 64
 
 // bf16Hint returns a line that suggests bf16 to the user of cfgs, or "" when it would not
@@ -41,7 +42,7 @@ func bf16Hint(cfgs []config.Config, cpuHasBF16, onCPU bool) string {
 		which = fmt.Sprintf("%d of these %d runs train", n, len(cfgs))
 	}
 	return fmt.Sprintf("hint: this CPU computes bf16 in hardware (%s) and %s a base-%d or wider U-Net in fp32. "+
-		"With --set train.precision=bf16 --set sample.precision=bf16 the guide's base-64 net trained 1.8-2.0x faster "+
+		"With --set train.precision=bf16 --set sample.precision=bf16 the guide's base-64 net trained 1.7-2.2x faster "+
 		"on an AVX512-BF16 EPYC at equal sample quality, though not on every such CPU (README, RESULTS.md section 10; "+
 		"bash runner/scripts/bench.sh --precision both measures this one). They are new runs, with new hashes.", ddpm.BF16CPUFlags, which, bf16HintMinBase)
 }

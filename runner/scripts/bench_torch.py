@@ -119,8 +119,8 @@ def unet_flops_per_image(model):
 def bench_peak(benchtime, precision):
     """GFLOP/s of a 2048³ matmul and of the 3×3 convolution that dominates the U-Net, in
     libtorch's default layout and channels-last; "peak_gflops" is the fastest of the three.
-    One kernel alone is no peak: on an AVX-512 AMD EPYC MKL's fp32 matmul reaches 162-175
-    GFLOP/s and oneDNN's NCHW convolution 98-168, where its channels-last one reaches 408-420
+    One kernel alone is no peak: on an AVX-512 AMD EPYC MKL's fp32 matmul reaches 162-179
+    GFLOP/s and oneDNN's NCHW convolution 98-312, where its channels-last one reaches 408-432
     (BENCHMARKS.md)."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     g = torch.Generator().manual_seed(0)
